@@ -1,0 +1,240 @@
+// Maximum-likelihood training of the MAF on the CPU: seeded minibatches, Adam with decoupled
+// weight decay, global-norm gradient clipping, early stopping that keeps the best weights.
+
+#include "nfcal/train.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "common/philox.hpp"
+#include "nfcal/error.hpp"
+
+namespace nfcal {
+
+namespace {
+
+constexpr double kAdamBeta1 = 0.9;
+constexpr double kAdamBeta2 = 0.999;
+constexpr double kAdamEpsilon = 1e-8;
+
+// A seeded permutation of 0..n-1; `round` picks an independent shuffle from the same seed.
+std::vector<std::size_t> seeded_permutation(std::size_t n, std::uint64_t seed,
+                                            std::uint32_t round) {
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  for (std::size_t i = n; i > 1; --i) {
+    const auto words = rng::keyed_words(seed, i - 1, round, rng::kStreamShuffle);
+    const std::uint64_t draw = (static_cast<std::uint64_t>(words.w[1]) << 32) | words.w[0];
+    std::swap(order[i - 1], order[draw % i]);
+  }
+  return order;
+}
+
+template <typename T>
+Matrix<T> gather_rows(const Matrix<T>& x, const std::size_t* rows, std::size_t count) {
+  Matrix<T> out(count, x.cols());
+  for (std::size_t i = 0; i < count; ++i) {
+    std::copy(x.row(rows[i]), x.row(rows[i]) + x.cols(), out.row(i));
+  }
+  return out;
+}
+
+template <typename T>
+double mean_log_prob(const BasicMaf<T>& flow, const Matrix<T>& x) {
+  const std::vector<T> values = flow.log_prob(x);
+  double sum = 0;
+  for (const T value : values) sum += value;
+  return sum / static_cast<double>(values.size());
+}
+
+// Per-column mean and standard deviation; constant columns get scale 1.
+template <typename T>
+Standardization column_statistics(const Matrix<T>& x) {
+  Standardization stats;
+  const std::size_t n = x.rows();
+  for (std::size_t d = 0; d < x.cols(); ++d) {
+    double mean = 0;
+    for (std::size_t i = 0; i < n; ++i) mean += x(i, d);
+    mean /= static_cast<double>(n);
+    double var = 0;
+    for (std::size_t i = 0; i < n; ++i) var += (x(i, d) - mean) * (x(i, d) - mean);
+    var /= static_cast<double>(n);
+    const double scale = std::sqrt(var);
+    stats.shift.push_back(mean);
+    stats.scale.push_back(scale > 1e-12 * std::max(1.0, std::fabs(mean)) ? scale : 1.0);
+  }
+  return stats;
+}
+
+}  // namespace
+
+void TrainConfig::validate() const {
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw InvalidArgument("training configuration: " + message);
+  };
+  require(epochs >= 1, "epochs must be at least 1, got " + std::to_string(epochs));
+  require(batch_size >= 2, "batch_size must be at least 2, got " + std::to_string(batch_size));
+  require(std::isfinite(learning_rate) && learning_rate > 0,
+          "learning_rate must be positive, got " + std::to_string(learning_rate));
+  require(std::isfinite(weight_decay) && weight_decay >= 0,
+          "weight_decay must be >= 0, got " + std::to_string(weight_decay));
+  require(std::isfinite(clip_norm), "clip_norm must be finite");
+  require(patience >= 1, "patience must be at least 1, got " + std::to_string(patience));
+  require(validation_fraction > 0 && validation_fraction < 1,
+          "validation_fraction must be in (0, 1), got " + std::to_string(validation_fraction));
+  require(batch_norm_momentum >= 0 && batch_norm_momentum < 1,
+          "batch_norm_momentum must be in [0, 1)");
+}
+
+template <typename T>
+void check_rows(const Matrix<T>& x, int dim, const std::string& what) {
+  if (x.rows() == 0) throw DataError(what + ": no rows");
+  if (x.cols() != static_cast<std::size_t>(dim)) {
+    throw DataError(what + ": " + std::to_string(x.cols()) + " columns, expected " +
+                    std::to_string(dim));
+  }
+  for (std::size_t i = 0; i < x.rows(); ++i) {
+    for (std::size_t d = 0; d < x.cols(); ++d) {
+      if (!std::isfinite(static_cast<double>(x(i, d)))) {
+        throw DataError(what + ": row " + std::to_string(i) + ", column " + std::to_string(d) +
+                        " is " + (std::isnan(static_cast<double>(x(i, d))) ? "NaN" : "infinite"));
+      }
+    }
+  }
+}
+
+template <typename T>
+TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train, const Matrix<T>* validation,
+                const TrainConfig& config, const EpochCallback& on_epoch) {
+  config.validate();
+  const int dim = flow.dim();
+  check_rows(train, dim, "training data");
+  if (validation) check_rows(*validation, dim, "validation data");
+
+  // Hold out a seeded validation split when none is given.
+  Matrix<T> train_rows;
+  Matrix<T> held_out;
+  if (validation) {
+    train_rows = train;
+    held_out = *validation;
+  } else {
+    if (train.rows() < 4) {
+      throw DataError("training data: " + std::to_string(train.rows()) +
+                      " rows; at least 4 are needed to hold out a validation split");
+    }
+    const auto order = seeded_permutation(train.rows(), config.seed, 0xFFFFFFFFu);
+    const std::size_t n_valid = std::max<std::size_t>(
+        1, static_cast<std::size_t>(config.validation_fraction * train.rows()));
+    held_out = gather_rows(train, order.data(), n_valid);
+    train_rows = gather_rows(train, order.data() + n_valid, train.rows() - n_valid);
+  }
+  if (train_rows.rows() < 2) throw DataError("training data: at least 2 rows are needed");
+  if (config.standardize) flow.set_standardization(column_statistics(train_rows));
+
+  // Optimizer state.
+  std::vector<T>& params = flow.parameters();
+  const std::size_t n_params = params.size();
+  std::vector<T> grad(n_params);
+  std::vector<double> first_moment(n_params, 0.0);
+  std::vector<double> second_moment(n_params, 0.0);
+  std::vector<T> best_params = params;
+  std::vector<T> best_buffers = flow.buffers();
+  long long step = 0;
+
+  TrainResult result;
+  result.best_validation_log_likelihood = mean_log_prob(flow, held_out);
+  const std::size_t batch = std::min<std::size_t>(config.batch_size, train_rows.rows());
+  int epochs_without_gain = 0;
+  BatchStatistics statistics;
+
+  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto order = seeded_permutation(train_rows.rows(), config.seed,
+                                          static_cast<std::uint32_t>(epoch));
+    double loss_sum = 0;
+    std::size_t rows_seen = 0;
+
+    for (std::size_t first = 0; first + 2 <= train_rows.rows(); first += batch) {
+      // One minibatch: gradient, clipping, Adam step with decoupled weight decay.
+      const std::size_t count = std::min(batch, train_rows.rows() - first);
+      const Matrix<T> x = gather_rows(train_rows, order.data() + first, count);
+      const double loss = flow.loss_and_gradient(x.data(), count, grad.data(), &statistics);
+      if (!std::isfinite(loss)) {
+        throw Error("training diverged at epoch " + std::to_string(epoch) +
+                    " (non-finite loss); lower --learning-rate or --clip-norm");
+      }
+      loss_sum += loss * static_cast<double>(count);
+      rows_seen += count;
+
+      double norm_sq = 0;
+      for (const T g : grad) norm_sq += static_cast<double>(g) * g;
+      const double norm = std::sqrt(norm_sq);
+      const double clip =
+          config.clip_norm > 0 && norm > config.clip_norm ? config.clip_norm / norm : 1.0;
+
+      ++step;
+      const double correction1 = 1.0 - std::pow(kAdamBeta1, static_cast<double>(step));
+      const double correction2 = 1.0 - std::pow(kAdamBeta2, static_cast<double>(step));
+      const double decay = 1.0 - config.learning_rate * config.weight_decay;
+      for (std::size_t i = 0; i < n_params; ++i) {
+        const double g = grad[i] * clip;
+        first_moment[i] = kAdamBeta1 * first_moment[i] + (1 - kAdamBeta1) * g;
+        second_moment[i] = kAdamBeta2 * second_moment[i] + (1 - kAdamBeta2) * g * g;
+        const double update = config.learning_rate * (first_moment[i] / correction1) /
+                              (std::sqrt(second_moment[i] / correction2) + kAdamEpsilon);
+        params[i] = static_cast<T>(params[i] * decay - update);
+      }
+      flow.update_running_statistics(statistics, config.batch_norm_momentum);
+    }
+
+    // Validation and early stopping on the held-out log-likelihood.
+    EpochReport report;
+    report.epoch = epoch;
+    report.epochs = config.epochs;
+    report.train_log_likelihood = -loss_sum / static_cast<double>(std::max<std::size_t>(1,
+                                                                                        rows_seen));
+    report.validation_log_likelihood = mean_log_prob(flow, held_out);
+    report.improved = std::isfinite(report.validation_log_likelihood) &&
+                      report.validation_log_likelihood > result.best_validation_log_likelihood;
+    if (report.improved) {
+      result.best_validation_log_likelihood = report.validation_log_likelihood;
+      result.best_epoch = epoch;
+      best_params = params;
+      best_buffers = flow.buffers();
+      epochs_without_gain = 0;
+    } else {
+      ++epochs_without_gain;
+    }
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.history.push_back(report);
+    result.epochs_run = epoch;
+    if (on_epoch) on_epoch(report);
+    if (epochs_without_gain >= config.patience) {
+      result.stopped_early = true;
+      break;
+    }
+  }
+
+  // Keep the best weights; batch norm then takes the exact statistics of the training rows.
+  params = best_params;
+  flow.buffers() = best_buffers;
+  if (!flow.batch_norm_layers().empty()) {
+    flow.recompute_batch_norm_statistics(train_rows.data(), train_rows.rows());
+    result.best_validation_log_likelihood = mean_log_prob(flow, held_out);
+  }
+  return result;
+}
+
+template TrainResult fit(BasicMaf<float>&, const Matrix<float>&, const Matrix<float>*,
+                         const TrainConfig&, const EpochCallback&);
+template TrainResult fit(BasicMaf<double>&, const Matrix<double>&, const Matrix<double>*,
+                         const TrainConfig&, const EpochCallback&);
+template void check_rows(const Matrix<float>&, int, const std::string&);
+template void check_rows(const Matrix<double>&, int, const std::string&);
+
+}  // namespace nfcal
