@@ -1,0 +1,430 @@
+// XGBoost through its C API: training with held-out tree selection, in-place margin
+// prediction, and model bytes. Every call is checked; a failure becomes an XGBoostError that
+// carries XGBoost's own message (XGBGetLastError is per thread, so it is read at once).
+#include "nfcal/xgboost_classifier.hpp"
+
+#include <xgboost/c_api.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <utility>
+
+#include "common/philox.hpp"
+#include "nfcal/atomic_file.hpp"
+#include "nfcal/error.hpp"
+#include "nfcal/maf.hpp"
+#include "nfcal/train.hpp"
+
+namespace nfcal {
+
+namespace {
+
+constexpr const char* kBalanceAttribute = "nfcal_balance";
+constexpr const char* kHeldoutMarginConfig =
+    R"({"type":1,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false})";
+
+// Turns a failed XGBoost call into an XGBoostError naming the call and XGBoost's reason.
+void check_xgb(int status, const char* call) {
+  if (status != 0) {
+    throw XGBoostError(std::string("XGBoost ") + call + " failed: " + XGBGetLastError());
+  }
+}
+
+// The __array_interface__ JSON of a host float32 matrix (rows, cols), row-major.
+std::string array_interface(const float* x, std::size_t rows, std::size_t cols) {
+  const auto address = reinterpret_cast<std::uintptr_t>(x);
+  return "{\"data\":[" + std::to_string(address) + ",true],\"shape\":[" +
+         std::to_string(rows) + "," + std::to_string(cols) +
+         "],\"strides\":null,\"typestr\":\"<f4\",\"version\":3}";
+}
+
+// Owns a DMatrixHandle.
+struct DMatrix {
+  DMatrixHandle handle = nullptr;
+  DMatrix() = default;
+  DMatrix(const DMatrix&) = delete;
+  DMatrix& operator=(const DMatrix&) = delete;
+  ~DMatrix() {
+    if (handle != nullptr) XGDMatrixFree(handle);
+  }
+};
+
+// A DMatrix over rows x (rows, cols), with labels when given; XGBoost copies the values.
+void make_dmatrix(DMatrix* out, const Matrix<float>& x, const std::vector<float>* labels,
+                  int threads) {
+  const std::string data = array_interface(x.data(), x.rows(), x.cols());
+  const std::string config = "{\"missing\":NaN,\"nthread\":" + std::to_string(threads) + "}";
+  check_xgb(XGDMatrixCreateFromDense(data.c_str(), config.c_str(), &out->handle),
+            "XGDMatrixCreateFromDense");
+  if (labels != nullptr) {
+    check_xgb(XGDMatrixSetFloatInfo(out->handle, "label", labels->data(), labels->size()),
+              "XGDMatrixSetFloatInfo(label)");
+  }
+}
+
+// Sets one booster parameter; XGBoost only stores it, a bad value fails at the next update.
+void set_param(BoosterHandle booster, const char* name, const std::string& value) {
+  const std::string call = std::string("XGBoosterSetParam(") + name + "=" + value + ")";
+  check_xgb(XGBoosterSetParam(booster, name, value.c_str()), call.c_str());
+}
+
+// A double printed so that it reads back to the same value.
+std::string exact(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+
+int resolve_threads(int threads) { return threads > 0 ? threads : num_threads(); }
+
+// A seeded permutation of 0..n-1 (Fisher-Yates on keyed Philox words), the same on every
+// platform and library version.
+std::vector<std::size_t> keyed_permutation(std::size_t n, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  for (std::size_t i = n; i > 1; --i) {
+    const rng::Words4 w = rng::keyed_words(seed, i, 0, rng::kStreamShuffle);
+    const std::uint64_t r = (static_cast<std::uint64_t>(w.w[0]) << 32) | w.w[1];
+    std::swap(order[i - 1], order[r % i]);
+  }
+  return order;
+}
+
+// Rows of x listed in order[first, first + count).
+Matrix<float> gather_rows(const Matrix<float>& x, const std::vector<std::size_t>& order,
+                          std::size_t first, std::size_t count) {
+  Matrix<float> out(count, x.cols());
+  for (std::size_t i = 0; i < count; ++i) {
+    const float* src = x.row(order[first + i]);
+    std::copy(src, src + x.cols(), out.row(i));
+  }
+  return out;
+}
+
+// How many of n rows to hold out: the fraction, at least one when any, leaving one to train.
+std::size_t heldout_count(std::size_t n, double fraction, const char* what) {
+  if (fraction <= 0) return 0;
+  const auto count = std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(
+                                                  fraction * static_cast<double>(n))));
+  if (count >= n) {
+    throw InvalidArgument(std::string("XGBoost training: ") + std::to_string(n) + " " + what +
+                          " rows are too few to hold out a validation_fraction of " +
+                          exact(fraction));
+  }
+  return count;
+}
+
+// Raw margins of a DMatrix from the booster's prediction cache, with the balance removed.
+std::vector<float> cached_margins(BoosterHandle booster, DMatrixHandle rows, double balance) {
+  const bst_ulong* shape = nullptr;
+  bst_ulong dims = 0;
+  const float* result = nullptr;
+  check_xgb(XGBoosterPredictFromDMatrix(booster, rows, kHeldoutMarginConfig, &shape, &dims,
+                                        &result),
+            "XGBoosterPredictFromDMatrix");
+  bst_ulong count = 1;
+  for (bst_ulong d = 0; d < dims; ++d) count *= shape[d];
+  std::vector<float> out(result, result + count);
+  for (float& m : out) m = static_cast<float>(m - balance);
+  return out;
+}
+
+}  // namespace
+
+// --- Parameters ------------------------------------------------------------------------------
+
+void XGBoostParams::validate() const {
+  auto fail = [](const std::string& field, const std::string& rule) {
+    throw InvalidArgument("XGBoost parameter " + field + " " + rule);
+  };
+  if (trees < 1) fail("trees", "must be >= 1");
+  if (max_depth < 1) fail("max_depth", "must be >= 1");
+  if (!(learning_rate > 0 && learning_rate <= 1)) fail("learning_rate", "must be in (0, 1]");
+  if (!(subsample > 0 && subsample <= 1)) fail("subsample", "must be in (0, 1]");
+  if (!(colsample > 0 && colsample <= 1)) fail("colsample", "must be in (0, 1]");
+  if (!(min_child_weight >= 0)) fail("min_child_weight", "must be >= 0");
+  if (!(lambda >= 0)) fail("lambda", "must be >= 0");
+  if (!(alpha >= 0)) fail("alpha", "must be >= 0");
+  if (max_bin < 2) fail("max_bin", "must be >= 2");
+  if (threads < 0) fail("threads", "must be >= 0");
+  if (early_stopping_rounds < 0) fail("early_stopping_rounds", "must be >= 0");
+  if (!(validation_fraction >= 0 && validation_fraction < 1)) {
+    fail("validation_fraction", "must be in [0, 1)");
+  }
+  if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
+    fail("device", "must be cpu, cuda or cuda:N, not '" + device + "'");
+  }
+}
+
+std::string XGBoostParams::to_json() const {
+  nlohmann::json j;
+  j["trees"] = trees;
+  j["max_depth"] = max_depth;
+  j["learning_rate"] = learning_rate;
+  j["subsample"] = subsample;
+  j["colsample"] = colsample;
+  j["min_child_weight"] = min_child_weight;
+  j["lambda"] = lambda;
+  j["alpha"] = alpha;
+  j["max_bin"] = max_bin;
+  j["threads"] = threads;
+  j["seed"] = seed;
+  j["early_stopping_rounds"] = early_stopping_rounds;
+  j["validation_fraction"] = validation_fraction;
+  j["device"] = device;
+  return j.dump();
+}
+
+// --- The booster handle ----------------------------------------------------------------------
+
+struct XGBoostClassifier::Booster {
+  BoosterHandle handle = nullptr;
+
+  explicit Booster(BoosterHandle h) : handle(h) {}
+  Booster(const Booster&) = delete;
+  Booster& operator=(const Booster&) = delete;
+  ~Booster() {
+    if (handle != nullptr) XGBoosterFree(handle);
+  }
+};
+
+XGBoostClassifier::XGBoostClassifier(std::unique_ptr<Booster> booster)
+    : booster_(std::move(booster)) {
+  // The feature count and the balance live in the model; read them once.
+  bst_ulong features = 0;
+  check_xgb(XGBoosterGetNumFeature(booster_->handle, &features), "XGBoosterGetNumFeature");
+  num_features_ = static_cast<int>(features);
+
+  const char* value = nullptr;
+  int found = 0;
+  check_xgb(XGBoosterGetAttr(booster_->handle, kBalanceAttribute, &value, &found),
+            "XGBoosterGetAttr");
+  balance_ = found != 0 ? std::strtod(value, nullptr) : 0.0;
+}
+
+XGBoostClassifier::XGBoostClassifier(XGBoostClassifier&&) noexcept = default;
+XGBoostClassifier& XGBoostClassifier::operator=(XGBoostClassifier&&) noexcept = default;
+XGBoostClassifier::~XGBoostClassifier() = default;
+
+// --- Training --------------------------------------------------------------------------------
+
+XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
+                                           const Matrix<float>& flow_rows,
+                                           const XGBoostParams& params,
+                                           const SelectionScore& score,
+                                           XGBoostTrainReport* report) {
+  const auto start = std::chrono::steady_clock::now();
+  params.validate();
+  const int dim = static_cast<int>(data.cols());
+  check_rows(data, dim, "classifier data rows");
+  check_rows(flow_rows, dim, "classifier flow rows");
+  const int threads = resolve_threads(params.threads);
+
+  // Hold out a seeded share of each class: data files may be sorted, so shuffle first.
+  const std::size_t hold1 = heldout_count(data.rows(), params.validation_fraction, "data");
+  const std::size_t hold0 = heldout_count(flow_rows.rows(), params.validation_fraction, "flow");
+  const auto order1 = keyed_permutation(data.rows(), params.seed);
+  const auto order0 = keyed_permutation(flow_rows.rows(), params.seed ^ 0x5bd1e995u);
+  const std::size_t n1 = data.rows() - hold1;
+  const std::size_t n0 = flow_rows.rows() - hold0;
+
+  // The training rows: data (label 1) then flow (label 0).
+  Matrix<float> train_rows(n1 + n0, data.cols());
+  std::vector<float> labels(n1 + n0, 0.0f);
+  for (std::size_t i = 0; i < n1; ++i) {
+    std::copy(data.row(order1[i]), data.row(order1[i]) + dim, train_rows.row(i));
+    labels[i] = 1.0f;
+  }
+  for (std::size_t i = 0; i < n0; ++i) {
+    std::copy(flow_rows.row(order0[i]), flow_rows.row(order0[i]) + dim, train_rows.row(n1 + i));
+  }
+  Matrix<float> heldout1 = gather_rows(data, order1, n1, hold1);
+  Matrix<float> heldout0 = gather_rows(flow_rows, order0, n0, hold0);
+
+  // DMatrices; the held-out ones join the booster's cache so each round adds one tree's
+  // predictions instead of recomputing all of them.
+  DMatrix train_matrix, heldout1_matrix, heldout0_matrix;
+  make_dmatrix(&train_matrix, train_rows, &labels, threads);
+  std::vector<DMatrixHandle> cache{train_matrix.handle};
+  if (hold1 > 0) {
+    make_dmatrix(&heldout1_matrix, heldout1, nullptr, threads);
+    make_dmatrix(&heldout0_matrix, heldout0, nullptr, threads);
+    cache.push_back(heldout1_matrix.handle);
+    cache.push_back(heldout0_matrix.handle);
+  }
+  BoosterHandle raw = nullptr;
+  check_xgb(XGBoosterCreate(cache.data(), cache.size(), &raw), "XGBoosterCreate");
+  auto booster = std::make_unique<Booster>(raw);
+
+  // Parameters. base_score is the class prior, so the starting margin is exactly the balance.
+  const double balance = std::log(static_cast<double>(n1) / static_cast<double>(n0));
+  BoosterHandle h = booster->handle;
+  set_param(h, "validate_parameters", "1");
+  set_param(h, "verbosity", "1");
+  set_param(h, "objective", "binary:logistic");
+  set_param(h, "tree_method", "hist");
+  set_param(h, "base_score", exact(static_cast<double>(n1) / static_cast<double>(n1 + n0)));
+  set_param(h, "max_depth", std::to_string(params.max_depth));
+  set_param(h, "eta", exact(params.learning_rate));
+  set_param(h, "subsample", exact(params.subsample));
+  set_param(h, "colsample_bytree", exact(params.colsample));
+  set_param(h, "min_child_weight", exact(params.min_child_weight));
+  set_param(h, "lambda", exact(params.lambda));
+  set_param(h, "alpha", exact(params.alpha));
+  set_param(h, "max_bin", std::to_string(params.max_bin));
+  set_param(h, "nthread", std::to_string(threads));
+  set_param(h, "seed", std::to_string(params.seed & 0x7fffffffu));
+  set_param(h, "device", params.device);
+
+  // Boost one round at a time, scoring the held-out rows after each.
+  const SelectionScore selection =
+      score ? score : [](const std::vector<float>& d, const std::vector<float>& f) {
+        return heldout_gain(d, f, std::numeric_limits<double>::infinity());
+      };
+  XGBoostTrainReport local;
+  XGBoostTrainReport& r = report != nullptr ? *report : local;
+  r = XGBoostTrainReport{};
+  int best = 0;
+  double best_score = -std::numeric_limits<double>::infinity();
+  int round = 0;
+  for (; round < params.trees; ++round) {
+    check_xgb(XGBoosterUpdateOneIter(h, round, train_matrix.handle), "XGBoosterUpdateOneIter");
+    if (hold1 == 0) continue;
+    const double s = selection(cached_margins(h, heldout1_matrix.handle, balance),
+                               cached_margins(h, heldout0_matrix.handle, balance));
+    r.score_history.push_back(s);
+    if (s > best_score) {
+      best_score = s;
+      best = round + 1;
+    } else if (params.early_stopping_rounds > 0 &&
+               round + 1 - best >= params.early_stopping_rounds) {
+      r.stopped_early = true;
+      ++round;
+      break;
+    }
+  }
+  if (hold1 == 0 || best == 0) best = round;
+
+  // Keep only the selected rounds, then free the training caches.
+  if (best < round) {
+    BoosterHandle sliced = nullptr;
+    check_xgb(XGBoosterSlice(h, 0, best, 1, &sliced), "XGBoosterSlice");
+    booster = std::make_unique<Booster>(sliced);
+    h = booster->handle;
+  }
+  check_xgb(XGBoosterReset(h), "XGBoosterReset");
+  check_xgb(XGBoosterSetAttr(h, kBalanceAttribute, exact(balance).c_str()), "XGBoosterSetAttr");
+  XGBoostClassifier classifier(std::move(booster));
+
+  // The report: what was run, what was kept, and the held-out rows with their margins.
+  r.trees_trained = round;
+  r.trees_kept = best;
+  r.best_score = hold1 > 0 ? best_score : std::numeric_limits<double>::quiet_NaN();
+  r.train_data_rows = n1;
+  r.train_flow_rows = n0;
+  r.heldout_data_rows = hold1;
+  r.heldout_flow_rows = hold0;
+  r.balance = balance;
+  if (hold1 > 0) {
+    r.heldout_data_margins = classifier.margins(heldout1);
+    r.heldout_flow_margins = classifier.margins(heldout0);
+  }
+  r.heldout_data = std::move(heldout1);
+  r.heldout_flow = std::move(heldout0);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return classifier;
+}
+
+// --- Prediction ------------------------------------------------------------------------------
+
+void XGBoostClassifier::margins(const float* x, std::size_t n, float* out) const {
+  margins(x, n, out, 0);
+}
+
+void XGBoostClassifier::margins(const float* x, std::size_t n, float* out, int trees) const {
+  if (n == 0) return;
+  if (trees < 0) throw InvalidArgument("XGBoostClassifier::margins: trees must be >= 0");
+
+  // In-place prediction of raw margins; the result buffer is XGBoost's, so copy it at once.
+  const std::string data = array_interface(x, n, static_cast<std::size_t>(num_features_));
+  const std::string config =
+      "{\"type\":1,\"training\":false,\"iteration_begin\":0,\"iteration_end\":" +
+      std::to_string(trees) + ",\"strict_shape\":false,\"missing\":NaN}";
+  const bst_ulong* shape = nullptr;
+  bst_ulong dims = 0;
+  const float* result = nullptr;
+  check_xgb(XGBoosterPredictFromDense(booster_->handle, data.c_str(), config.c_str(), nullptr,
+                                      &shape, &dims, &result),
+            "XGBoosterPredictFromDense");
+  bst_ulong count = 1;
+  for (bst_ulong d = 0; d < dims; ++d) count *= shape[d];
+  if (count != n) {
+    throw XGBoostError("XGBoost returned " + std::to_string(count) + " margins for " +
+                       std::to_string(n) + " rows: the model is not a binary classifier");
+  }
+
+  // Remove the class balance the booster was trained with.
+  const float balance = static_cast<float>(balance_);
+  for (std::size_t i = 0; i < n; ++i) out[i] = result[i] - balance;
+}
+
+std::string XGBoostClassifier::name() const {
+  return "xgboost (" + std::to_string(num_trees()) + " trees)";
+}
+
+int XGBoostClassifier::num_trees() const {
+  int rounds = 0;
+  check_xgb(XGBoosterBoostedRounds(booster_->handle, &rounds), "XGBoosterBoostedRounds");
+  return rounds;
+}
+
+// --- Model bytes -----------------------------------------------------------------------------
+
+std::string XGBoostClassifier::to_bytes(const std::string& format) const {
+  if (format != "ubj" && format != "json") {
+    throw InvalidArgument("XGBoost model format must be ubj or json, not '" + format + "'");
+  }
+  const std::string config = "{\"format\":\"" + format + "\"}";
+  bst_ulong length = 0;
+  const char* bytes = nullptr;
+  check_xgb(XGBoosterSaveModelToBuffer(booster_->handle, config.c_str(), &length, &bytes),
+            "XGBoosterSaveModelToBuffer");
+  return std::string(bytes, bytes + length);
+}
+
+XGBoostClassifier XGBoostClassifier::from_bytes(const std::string& bytes, int threads,
+                                                const std::string& device) {
+  if (bytes.empty()) throw XGBoostError("XGBoost model bytes are empty");
+
+  // A fresh booster, the model, then the runtime settings the model does not carry.
+  BoosterHandle raw = nullptr;
+  check_xgb(XGBoosterCreate(nullptr, 0, &raw), "XGBoosterCreate");
+  auto booster = std::make_unique<Booster>(raw);
+  check_xgb(XGBoosterLoadModelFromBuffer(raw, bytes.data(), bytes.size()),
+            "XGBoosterLoadModelFromBuffer");
+  set_param(raw, "nthread", std::to_string(resolve_threads(threads)));
+  set_param(raw, "device", device);
+  return XGBoostClassifier(std::move(booster));
+}
+
+void XGBoostClassifier::save(const std::string& path, const std::string& format) const {
+  write_file_atomically(path, to_bytes(format));
+}
+
+XGBoostClassifier XGBoostClassifier::load(const std::string& path, int threads,
+                                          const std::string& device) {
+  return from_bytes(read_file_bytes(path), threads, device);
+}
+
+std::string xgboost_version() {
+  int major = 0, minor = 0, patch = 0;
+  XGBoostVersion(&major, &minor, &patch);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
+}  // namespace nfcal

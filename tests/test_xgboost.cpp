@@ -1,0 +1,202 @@
+// XGBoostClassifier through the C API: margins against a known log density ratio, the class
+// balance, held-out tree selection, model bytes, and errors that carry XGBoost's message.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "nfcal/error.hpp"
+#include "nfcal/xgboost_classifier.hpp"
+
+namespace nfcal {
+namespace {
+
+// n rows of N(mean, I) in `dim` dimensions.
+Matrix<float> gaussian_rows(std::size_t n, int dim, float mean0, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Matrix<float> x(n, dim);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (int j = 0; j < dim; ++j) x(i, j) = normal(gen) + (j == 0 ? mean0 : 0.0f);
+  }
+  return x;
+}
+
+XGBoostParams small_params() {
+  XGBoostParams p;
+  p.trees = 150;
+  p.max_depth = 3;
+  p.learning_rate = 0.1;
+  p.threads = 2;
+  p.early_stopping_rounds = 30;
+  return p;
+}
+
+TEST(XGBoostClassifier, MarginsApproximateTheKnownLogDensityRatio) {
+  // Data N((1, 0), I) against flow N(0, I): log q/p = x0 - 0.5 exactly.
+  const Matrix<float> data = gaussian_rows(4000, 2, 1.0f, 1);
+  const Matrix<float> flow = gaussian_rows(4000, 2, 0.0f, 2);
+  XGBoostTrainReport report;
+
+  const XGBoostClassifier clf = XGBoostClassifier::train(data, flow, small_params(), {}, &report);
+
+  // Probe the bulk of both distributions, where the classifier has data to learn from.
+  Matrix<float> probe(9, 2);
+  for (int i = 0; i < 9; ++i) probe(i, 0) = -1.0f + 0.25f * static_cast<float>(i);
+  const std::vector<float> m = clf.margins(probe);
+  double abs_error = 0;
+  for (int i = 0; i < 9; ++i) abs_error += std::abs(m[i] - (probe(i, 0) - 0.5));
+  EXPECT_LT(abs_error / 9, 0.3);
+  EXPECT_GT(report.best_score, 0.2);  // the truth's gain is KL(q || p) = 0.5 nats
+  EXPECT_EQ(clf.num_features(), 2);
+  EXPECT_EQ(clf.num_trees(), report.trees_kept);
+}
+
+TEST(XGBoostClassifier, ClassBalanceIsRemovedFromMargins) {
+  // Same distribution, three flow rows per data row: the raw margin is about log(1/3).
+  const Matrix<float> data = gaussian_rows(1000, 2, 0.0f, 3);
+  const Matrix<float> flow = gaussian_rows(3000, 2, 0.0f, 4);
+  XGBoostParams p = small_params();
+  p.trees = 20;
+
+  const XGBoostClassifier clf = XGBoostClassifier::train(data, flow, p);
+
+  EXPECT_NEAR(clf.balance(), std::log(800.0 / 2400.0), 1e-9);
+  const std::vector<float> m = clf.margins(gaussian_rows(500, 2, 0.0f, 5));
+  double mean = 0;
+  for (const float v : m) mean += v;
+  EXPECT_NEAR(mean / m.size(), 0.0, 0.15);
+}
+
+TEST(XGBoostClassifier, StopsEarlyWhenHeldOutGainStopsGrowing) {
+  // Indistinguishable classes: extra trees only fit noise.
+  const Matrix<float> data = gaussian_rows(1500, 2, 0.0f, 6);
+  const Matrix<float> flow = gaussian_rows(1500, 2, 0.0f, 7);
+  XGBoostParams p = small_params();
+  p.trees = 400;
+  p.early_stopping_rounds = 15;
+  XGBoostTrainReport report;
+
+  XGBoostClassifier::train(data, flow, p, {}, &report);
+
+  EXPECT_TRUE(report.stopped_early);
+  EXPECT_LT(report.trees_trained, 400);
+  EXPECT_EQ(report.trees_trained - report.trees_kept, 15);
+  EXPECT_EQ(report.score_history.size(), static_cast<std::size_t>(report.trees_trained));
+  EXPECT_EQ(report.heldout_data_rows, 300u);
+  EXPECT_EQ(report.heldout_flow_rows, 300u);
+  EXPECT_EQ(report.heldout_data_margins.size(), 300u);
+}
+
+TEST(XGBoostClassifier, KeptTreesMaximizeTheSelectionScore) {
+  const Matrix<float> data = gaussian_rows(1500, 2, 0.7f, 8);
+  const Matrix<float> flow = gaussian_rows(1500, 2, 0.0f, 9);
+  XGBoostTrainReport report;
+
+  XGBoostClassifier::train(data, flow, small_params(), {}, &report);
+
+  double best = -1e300;
+  int argmax = 0;
+  for (std::size_t i = 0; i < report.score_history.size(); ++i) {
+    if (report.score_history[i] > best) {
+      best = report.score_history[i];
+      argmax = static_cast<int>(i) + 1;
+    }
+  }
+  EXPECT_EQ(report.trees_kept, argmax);
+  // The margins reported for the kept model reproduce its score.
+  EXPECT_NEAR(heldout_gain(report.heldout_data_margins, report.heldout_flow_margins,
+                           std::numeric_limits<double>::infinity()),
+              report.best_score, 1e-4);
+}
+
+TEST(XGBoostClassifier, ModelBytesRoundTripToIdenticalMargins) {
+  const Matrix<float> data = gaussian_rows(800, 3, 1.0f, 10);
+  const Matrix<float> flow = gaussian_rows(800, 3, 0.0f, 11);
+  XGBoostParams p = small_params();
+  p.trees = 30;
+  const XGBoostClassifier clf = XGBoostClassifier::train(data, flow, p);
+  const Matrix<float> probe = gaussian_rows(200, 3, 0.5f, 12);
+  const std::vector<float> expected = clf.margins(probe);
+
+  for (const std::string format : {"ubj", "json"}) {
+    const XGBoostClassifier back = XGBoostClassifier::from_bytes(clf.to_bytes(format), 1);
+    EXPECT_EQ(back.margins(probe), expected) << format;
+    EXPECT_EQ(back.num_features(), 3);
+    EXPECT_DOUBLE_EQ(back.balance(), clf.balance());
+  }
+
+  const std::string path = ::testing::TempDir() + "nfcal_xgb_roundtrip.ubj";
+  clf.save(path);
+  EXPECT_EQ(XGBoostClassifier::load(path).margins(probe), expected);
+  std::remove(path.c_str());
+}
+
+TEST(XGBoostClassifier, SameSeedGivesTheSameModel) {
+  const Matrix<float> data = gaussian_rows(600, 2, 1.0f, 13);
+  const Matrix<float> flow = gaussian_rows(600, 2, 0.0f, 14);
+  XGBoostParams p = small_params();
+  p.trees = 25;
+  p.subsample = 0.7;
+  p.colsample = 0.5;
+
+  const XGBoostClassifier a = XGBoostClassifier::train(data, flow, p);
+  const XGBoostClassifier b = XGBoostClassifier::train(data, flow, p);
+
+  const Matrix<float> probe = gaussian_rows(100, 2, 0.5f, 15);
+  EXPECT_EQ(a.margins(probe), b.margins(probe));
+}
+
+TEST(XGBoostClassifier, CorruptedModelBytesRaiseXGBoostErrorWithItsMessage) {
+  try {
+    XGBoostClassifier::from_bytes(std::string("{\"learner\": broken"));
+    FAIL() << "corrupted bytes were accepted";
+  } catch (const XGBoostError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("XGBoosterLoadModelFromBuffer"), std::string::npos) << message;
+    EXPECT_GT(message.size(), std::string("XGBoost XGBoosterLoadModelFromBuffer failed: ").size())
+        << message;
+  }
+  EXPECT_THROW(XGBoostClassifier::from_bytes(""), XGBoostError);
+}
+
+TEST(XGBoostClassifier, BadParametersAndDataAreRejectedByName) {
+  const Matrix<float> data = gaussian_rows(100, 2, 1.0f, 16);
+  const Matrix<float> flow = gaussian_rows(100, 2, 0.0f, 17);
+
+  XGBoostParams p = small_params();
+  p.learning_rate = 0;
+  try {
+    XGBoostClassifier::train(data, flow, p);
+    FAIL() << "learning_rate 0 was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("learning_rate"), std::string::npos);
+  }
+
+  p = small_params();
+  p.device = "tpu";
+  EXPECT_THROW(XGBoostClassifier::train(data, flow, p), InvalidArgument);
+
+  EXPECT_THROW(XGBoostClassifier::train(data, gaussian_rows(100, 3, 0.0f, 18), small_params()),
+               DataError);
+
+  Matrix<float> with_nan = data;
+  with_nan(5, 1) = std::nanf("");
+  EXPECT_THROW(XGBoostClassifier::train(with_nan, flow, small_params()), DataError);
+}
+
+TEST(XGBoostClassifier, ParamsSerializeEveryTunedField) {
+  XGBoostParams p;
+  p.trees = 77;
+  p.lambda = 2.5;
+  const std::string json = p.to_json();
+  EXPECT_NE(json.find("\"trees\":77"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"lambda\":2.5"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"early_stopping_rounds\""), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace nfcal
