@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "nfcal/maf.hpp"
@@ -47,11 +48,20 @@ struct TrainResult {
 
 using EpochCallback = std::function<void(const EpochReport&)>;
 
+namespace detail {
+// Keeps T from being deduced through the validation pointer, so nullptr can be passed.
+template <typename T>
+struct NonDeduced {
+  using type = T;
+};
+}  // namespace detail
+
 /// Trains flow in place on rows of train (n, D). Without a validation matrix, a seeded
 /// validation_fraction of train is held out. Ends with the best validation weights loaded.
 /// Throws DataError on NaN/Inf or a column count other than the flow's dimension.
 template <typename T>
-TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train, const Matrix<T>* validation,
+TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train,
+                const typename detail::NonDeduced<Matrix<T>>::type* validation,
                 const TrainConfig& config, const EpochCallback& on_epoch = {});
 
 /// Throws DataError naming the first row and column that holds NaN or Inf, or naming the

@@ -87,7 +87,7 @@ void set_num_threads(int threads) {
   }
   const int count = threads == 0 ? omp_get_num_procs() : threads;
   omp_set_num_threads(count);
-  openblas_set_num_threads(count);
+  openblas_set_num_threads(1);  // nfcal shares work itself; see maf/blas.hpp
 }
 
 int num_threads() { return omp_get_max_threads(); }

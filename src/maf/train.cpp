@@ -108,7 +108,8 @@ void check_rows(const Matrix<T>& x, int dim, const std::string& what) {
 }
 
 template <typename T>
-TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train, const Matrix<T>* validation,
+TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train,
+                const typename detail::NonDeduced<Matrix<T>>::type* validation,
                 const TrainConfig& config, const EpochCallback& on_epoch) {
   config.validate();
   const int dim = flow.dim();
