@@ -94,7 +94,8 @@ check_tidy() {
   mapfile -t files < <(source_files | grep -E '\.(cpp|cc)$' | grep -v '^kernels/' |
     sed "s|^|$ROOT/|")
   log "clang-tidy over ${#files[@]} files"
-  clang-tidy -p "$build_dir" --quiet "${files[@]}"
+  # Compiler warnings are the build's business; here only the naming rules count.
+  clang-tidy -p "$build_dir" --quiet --extra-arg=-Wno-error "${files[@]}"
   log "naming OK"
 }
 
