@@ -41,8 +41,12 @@ if [[ -e "$binary_dir/bench/nfcal_bench" ]]; then
   [[ -x "$prefix/bin/nfcal_bench" ]] || fail "nfcal_bench was built but not installed"
 fi
 for header in "$source_dir"/include/nfcal/*.hpp; do
-  [[ -e "$prefix/include/nfcal/$(basename "$header")" ]] ||
-    fail "public header $(basename "$header") is not installed"
+  name="$(basename "$header")"
+  [[ -e "$prefix/include/nfcal/$name" ]] || fail "public header $name is not installed"
+  if [[ "$name" != nfcal.hpp ]]; then
+    grep -qF "#include \"nfcal/$name\"" "$prefix/include/nfcal/nfcal.hpp" ||
+      fail "the umbrella header nfcal/nfcal.hpp does not include nfcal/$name"
+  fi
 done
 
 # The installed programs and library find all their libraries from the moved prefix alone.
