@@ -1,0 +1,65 @@
+// Internal state of nfcal::CudaMaf and the launchers of its kernels (maf_density.cu,
+// maf_sample.cu). Host code; the kernels themselves live in the .cu files.
+#pragma once
+
+#include <cublas_v2.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/maf_pack.hpp"
+#include "cuda_check.cuh"
+#include "nfcal/cuda.hpp"
+
+namespace nfcal {
+
+/// Rows per block of the shared-memory kernels, largest first.
+constexpr int kTileCandidates[] = {128, 64, 32};
+
+/// Where a kernel keeps weights and row state, decided once per device and model.
+struct KernelPlan {
+  int tile = 0;                // rows per block (threads per block)
+  bool weights_shared = false; // a layer block is copied to shared memory
+  bool state_shared = false;   // row state in shared memory (else a global scratch)
+  std::size_t shared_bytes = 0;
+};
+
+struct CudaMaf::Impl {
+  int device = 0;
+  rows::PackedFlow packed;                        // host copy of the packed flow
+  cuda_detail::DeviceBuffer<float> d_floats;      // packed.floats
+  cuda_detail::DeviceBuffer<int> d_ints;          // packed.ints
+  cuda_detail::DeviceBuffer<rows::PackedMade> d_made;  // (layers)
+  std::size_t shared_optin = 0;                   // the device's per-block shared limit
+
+  DensityPath path = DensityPath::kGeneral;
+  KernelPlan fused_density;  // tile 0 when the fused kernel does not fit
+  KernelPlan sampling;
+  cublasHandle_t cublas = nullptr;
+
+  // Scratch reused across calls (the object is single-threaded by contract).
+  mutable cuda_detail::DeviceBuffer<float> scratch;
+  mutable cuda_detail::DeviceBuffer<double> log_det;
+
+  ~Impl();
+};
+
+/// The fused plan for this flow on this device, tile 0 when nothing fits.
+KernelPlan plan_fused_density(const rows::PackedMaf& maf, std::size_t shared_optin);
+/// The sampling plan: shared state when it fits, else shared weights, else all global.
+KernelPlan plan_sampling(const rows::PackedMaf& maf, std::size_t shared_optin);
+/// Raises the dynamic shared-memory limit of the kernels each plan launches.
+void configure_density_kernels(const KernelPlan& plan);
+void configure_sampling_kernels(const KernelPlan& plan);
+
+/// Density of n rows through the fused kernel (plan.tile > 0).
+void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n,
+                          float* d_out, cudaStream_t stream);
+/// Density of n rows through cuBLAS products and element-wise kernels, in chunks.
+void launch_density_general(const CudaMaf::Impl& impl, const float* d_x, std::size_t n,
+                            float* d_out, cudaStream_t stream);
+/// Samples keyed by (seed, first_row + i), degree-ordered or naive.
+void launch_sample(const CudaMaf::Impl& impl, std::size_t n, std::uint64_t seed,
+                   std::uint64_t first_row, float* d_x, bool naive, cudaStream_t stream);
+
+}  // namespace nfcal
