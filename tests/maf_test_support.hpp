@@ -56,6 +56,27 @@ void randomize(BasicMaf<T>& flow, std::uint64_t seed, double output_scale = 0.4)
   }
 }
 
+/// One flag per parameter: true where the autoregressive masks let the weight be non-zero.
+template <typename T>
+std::vector<bool> unmasked_parameters(const BasicMaf<T>& flow) {
+  std::vector<bool> live(flow.num_parameters(), true);
+  const auto& tensors = flow.tensors();
+  auto mask_rows = [&](const TensorSpec& w, auto prefix_of_row) {
+    for (int r = 0; r < w.rows; ++r) {
+      for (int c = prefix_of_row(r); c < w.cols; ++c) {
+        live[w.offset + static_cast<std::size_t>(r) * w.cols + c] = false;
+      }
+    }
+  };
+  for (const MadeLayout& made : flow.made_layers()) {
+    for (std::size_t l = 0; l < made.weights.size(); ++l) {
+      mask_rows(tensors[made.weights[l]], [&](int r) { return made.prefix[l][r]; });
+    }
+    mask_rows(tensors[made.out_weight], [&](int r) { return made.out_prefix[r % flow.dim()]; });
+  }
+  return live;
+}
+
 /// Rows of a standard normal, seeded.
 template <typename T>
 Matrix<T> normal_rows(std::size_t n, int dim, std::uint64_t seed) {

@@ -22,6 +22,12 @@
 
 namespace nfcal {
 
+namespace detail {
+struct MadeBands;
+template <typename T>
+struct MadeTile;
+}  // namespace detail
+
 enum class Activation { kRelu, kTanh, kElu };
 enum class Ordering { kReversed, kRandom };
 
@@ -160,6 +166,10 @@ class BasicMaf {
 
   void build_layout();
   void initialize_weights();
+  // One MADE layer (and the batch norm after it) of the density pass over a tile of rows.
+  void forward_layer(std::size_t layer, const detail::MadeBands& bands, int activation, T bound,
+                     int rows, T* z, double* log_det, std::vector<T>& y,
+                     detail::MadeTile<T>& tile) const;
 
   MafConfig config_;
   std::vector<T> parameters_;

@@ -31,7 +31,7 @@ template <typename Body>
 void for_row_chunks(int m, double flops, Body body) {
   use_single_threaded_blas();
   const int chunks = (m + kChunkRows - 1) / kChunkRows;
-  const bool parallel = chunks > 1 && flops > 2e5 && !omp_in_parallel();
+  const bool parallel = chunks > 1 && flops > 4e6 && !omp_in_parallel();
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int chunk = 0; chunk < chunks; ++chunk) {
     const int first = chunk * kChunkRows;

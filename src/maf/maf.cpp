@@ -22,8 +22,8 @@ namespace nfcal {
 namespace {
 
 // Rows per tile in the density pass: large enough for BLAS to run at speed, small enough
-// that a tile's activations stay in the last-level cache for common widths.
-constexpr std::size_t kDensityTileRows = 2048;
+// that a tile's activations stay in cache and tiles spread over threads.
+constexpr std::size_t kDensityTileRows = 512;
 
 }  // namespace
 
@@ -240,68 +240,81 @@ void BasicMaf<T>::forward(const T* x, std::size_t n, T* u, double* log_det) cons
     for (double s : standardization_.scale) standardization_log_det -= std::log(s);
   }
 
-  std::vector<T> y;
-  detail::MadeTile<T> tile;
-  for (std::size_t first = 0; first < n; first += kDensityTileRows) {
-    const int rows = static_cast<int>(std::min(kDensityTileRows, n - first));
-    T* z = u + first * dim;
-    double* tile_log_det = log_det + first;
+  // Tiles are fixed by row index, so the split among threads never changes a result.
+  const std::ptrdiff_t tiles =
+      static_cast<std::ptrdiff_t>((n + kDensityTileRows - 1) / kDensityTileRows);
+#pragma omp parallel if (tiles > 1)
+  {
+    std::vector<T> y;
+    detail::MadeTile<T> tile;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t t = 0; t < tiles; ++t) {
+      const std::size_t first = static_cast<std::size_t>(t) * kDensityTileRows;
+      const int rows = static_cast<int>(std::min(kDensityTileRows, n - first));
+      T* z = u + first * dim;
+      double* tile_log_det = log_det + first;
 
-    // Start from the standardized data; z is updated in place, layer after layer.
-    for (int r = 0; r < rows; ++r) {
-      const T* x_row = x + (first + r) * dim;
-      T* z_row = z + static_cast<std::size_t>(r) * dim;
-      for (int d = 0; d < dim; ++d) {
-        z_row[d] = standardization_.active()
-                       ? static_cast<T>((x_row[d] - standardization_.shift[d]) /
-                                        standardization_.scale[d])
-                       : x_row[d];
-      }
-      tile_log_det[r] = standardization_log_det;
-    }
-
-    for (std::size_t layer = 0; layer < made_.size(); ++layer) {
-      const MadeLayout& made = made_[layer];
-
-      // Gather the layer's order, run the MADE, apply the affine step back in data order.
-      y.resize(static_cast<std::size_t>(rows) * dim);
+      // Start from the standardized data; z is updated in place, layer after layer.
       for (int r = 0; r < rows; ++r) {
-        for (int k = 0; k < dim; ++k) y[r * dim + k] = z[r * dim + made.order[k]];
-      }
-      detail::made_forward(parameters_, tensors_, made, bands[layer], activation, dim, y.data(),
-                           rows, tile);
-#pragma omp parallel for schedule(static) if (rows * dim > 16384)
-      for (int r = 0; r < rows; ++r) {
-        const T* out = tile.out.data() + static_cast<std::size_t>(r) * 2 * dim;
-        double row_log_det = 0;
-        for (int k = 0; k < dim; ++k) {
-          const T alpha = maf_math::bounded_log_scale(out[dim + k], bound);
-          z[r * dim + made.order[k]] = maf_math::affine_to_noise(y[r * dim + k], out[k], alpha);
-          row_log_det -= alpha;
-        }
-        tile_log_det[r] += row_log_det;
-      }
-
-      if (layer < batch_norm_.size()) {
-        // Batch normalization in evaluation mode: a fixed affine map per column.
-        const BatchNormLayout& bn = batch_norm_[layer];
-        double bn_log_det = 0;
-        std::vector<T> scale(dim);
-        std::vector<T> shift(dim);
+        const T* x_row = x + (first + r) * dim;
+        T* z_row = z + static_cast<std::size_t>(r) * dim;
         for (int d = 0; d < dim; ++d) {
-          const double var = buffers_[bn.running_var + d] + detail::kBatchNormEpsilon;
-          const double log_gamma = parameters_[tensors_[bn.log_gamma].offset + d];
-          scale[d] = static_cast<T>(std::exp(log_gamma) / std::sqrt(var));
-          shift[d] = static_cast<T>(parameters_[tensors_[bn.beta].offset + d] -
-                                    buffers_[bn.running_mean + d] * scale[d]);
-          bn_log_det += log_gamma - 0.5 * std::log(var);
+          z_row[d] = standardization_.active()
+                         ? static_cast<T>((x_row[d] - standardization_.shift[d]) /
+                                          standardization_.scale[d])
+                         : x_row[d];
         }
-        for (int r = 0; r < rows; ++r) {
-          for (int d = 0; d < dim; ++d) z[r * dim + d] = z[r * dim + d] * scale[d] + shift[d];
-          tile_log_det[r] += bn_log_det;
-        }
+        tile_log_det[r] = standardization_log_det;
+      }
+
+      for (std::size_t layer = 0; layer < made_.size(); ++layer) {
+        forward_layer(layer, bands[layer], activation, bound, rows, z, tile_log_det, y, tile);
       }
     }
+  }
+}
+
+template <typename T>
+void BasicMaf<T>::forward_layer(std::size_t layer, const detail::MadeBands& bands,
+                                int activation, T bound, int rows, T* z, double* log_det,
+                                std::vector<T>& y, detail::MadeTile<T>& tile) const {
+  const int dim = config_.dim;
+  const MadeLayout& made = made_[layer];
+
+  // Gather the layer's order, run the MADE, apply the affine step back in data order.
+  y.resize(static_cast<std::size_t>(rows) * dim);
+  for (int r = 0; r < rows; ++r) {
+    for (int k = 0; k < dim; ++k) y[r * dim + k] = z[r * dim + made.order[k]];
+  }
+  detail::made_forward(parameters_, tensors_, made, bands, activation, dim, y.data(), rows, tile);
+  for (int r = 0; r < rows; ++r) {
+    const T* out = tile.out.data() + static_cast<std::size_t>(r) * 2 * dim;
+    double row_log_det = 0;
+    for (int k = 0; k < dim; ++k) {
+      const T alpha = maf_math::bounded_log_scale(out[dim + k], bound);
+      z[r * dim + made.order[k]] = maf_math::affine_to_noise(y[r * dim + k], out[k], alpha);
+      row_log_det -= alpha;
+    }
+    log_det[r] += row_log_det;
+  }
+  if (layer >= batch_norm_.size()) return;
+
+  // Batch normalization in evaluation mode: a fixed affine map per column.
+  const BatchNormLayout& bn = batch_norm_[layer];
+  double bn_log_det = 0;
+  std::vector<T> scale(dim);
+  std::vector<T> shift(dim);
+  for (int d = 0; d < dim; ++d) {
+    const double var = buffers_[bn.running_var + d] + detail::kBatchNormEpsilon;
+    const double log_gamma = parameters_[tensors_[bn.log_gamma].offset + d];
+    scale[d] = static_cast<T>(std::exp(log_gamma) / std::sqrt(var));
+    shift[d] = static_cast<T>(parameters_[tensors_[bn.beta].offset + d] -
+                              buffers_[bn.running_mean + d] * scale[d]);
+    bn_log_det += log_gamma - 0.5 * std::log(var);
+  }
+  for (int r = 0; r < rows; ++r) {
+    for (int d = 0; d < dim; ++d) z[r * dim + d] = z[r * dim + d] * scale[d] + shift[d];
+    log_det[r] += bn_log_det;
   }
 }
 

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <vector>
 
+#include <omp.h>
+
 #include "common/maf_math.hpp"
 #include "maf/blas.hpp"
 #include "nfcal/maf.hpp"
@@ -65,10 +67,16 @@ struct MadeBands {
   std::vector<Band> output;               // for the mu rows; the scale rows reuse it
 };
 
-inline MadeBands make_made_bands(const MadeLayout& layout, int max_bands = 8) {
+/// Bands of about 64 rows or more, at most 8: small matrices gain nothing from splitting.
+inline MadeBands make_made_bands(const MadeLayout& layout) {
+  auto band_count = [](std::size_t rows) {
+    return static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(8, rows / 64)));
+  };
   MadeBands bands;
-  for (const auto& prefix : layout.prefix) bands.hidden.push_back(make_bands(prefix, max_bands));
-  bands.output = make_bands(layout.out_prefix, max_bands);
+  for (const auto& prefix : layout.prefix) {
+    bands.hidden.push_back(make_bands(prefix, band_count(prefix.size())));
+  }
+  bands.output = make_bands(layout.out_prefix, band_count(layout.out_prefix.size()));
   return bands;
 }
 
@@ -103,7 +111,7 @@ void made_forward(const std::vector<T>& parameters, const std::vector<TensorSpec
     masked_product(input, n, input_width, parameters.data() + weight.offset, weight.cols,
                    parameters.data() + bias.offset, bands.hidden[l], pre.data(), hidden);
     const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(pre.size());
-#pragma omp parallel for schedule(static) if (count > 65536)
+#pragma omp parallel for schedule(static) if (count > 65536 && !omp_in_parallel())
     for (std::ptrdiff_t i = 0; i < count; ++i) {
       post[i] = maf_math::activate(pre[i], activation);
     }
