@@ -1,0 +1,193 @@
+// A flow calibrated by a classifier (METHOD.md section 1):
+//
+//     log Q_L(x) = log P(x) + min(m(x), L) - log Z_L,    Z_L = E_{x~P}[exp(min(m(x), L))]
+//
+// where m is the classifier's margin with the class balance removed and L the ceiling (finite,
+// or +infinity for no clipping). log Z_L is a Monte Carlo estimate on fresh flow samples and
+// carries its standard error. calibrate() trains the classifier, chooses the number of trees
+// and the ceiling on held-out rows, and estimates log Z; the model saves to one bundle file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nfcal/classifier.hpp"
+#include "nfcal/maf.hpp"
+#include "nfcal/matrix.hpp"
+#include "nfcal/model_file.hpp"
+#include "nfcal/rejection_sampler.hpp"
+#include "nfcal/xgboost_classifier.hpp"
+
+namespace nfcal {
+
+/// The kind a calibrated model's bundle carries in its header.
+inline constexpr const char* kCalibratedKind = "calibrated";
+
+/// How the ceiling L is chosen.
+struct CeilingChoice {
+  enum class Mode {
+    kValue,             // L = value
+    kAuto,              // the best held-out gain over a grid of finite ceilings
+    kNone,              // L = +infinity; sampling uses an estimated bound (approximate)
+    kTargetAcceptance,  // L solving Z_L / exp(L) = value on the log Z samples
+  };
+  Mode mode = Mode::kAuto;
+  double value = 0;
+
+  static CeilingChoice fixed(double ceiling) { return {Mode::kValue, ceiling}; }
+  static CeilingChoice automatic() { return {Mode::kAuto, 0}; }
+  static CeilingChoice none() { return {Mode::kNone, 0}; }
+  static CeilingChoice target_acceptance(double rate) { return {Mode::kTargetAcceptance, rate}; }
+  /// Parses "auto", "none" or a number (the ceiling in nats). Throws InvalidArgument naming
+  /// the text otherwise.
+  static CeilingChoice parse(const std::string& text);
+  std::string to_string() const;
+};
+
+struct CalibrationOptions {
+  XGBoostParams classifier;            // its seed also drives the held-out split
+  double flow_ratio = 1.0;             // flow rows per data row, n0 / n1
+  CeilingChoice ceiling;               // default: auto
+  std::vector<double> ceiling_grid{0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0};  // for auto
+  double auto_min_acceptance = 0.05;   // auto skips ceilings predicted to accept less
+  double bound_slack = 0.1;            // no ceiling: bound = max sampled margin + this
+  std::size_t log_z_samples = 100000;  // fresh flow samples for log Z
+  std::uint64_t seed = 0;              // the flow samples for training and for log Z
+
+  /// Throws InvalidArgument naming the first field out of range.
+  void validate() const;
+};
+
+/// What calibration did, for logs and reports.
+struct CalibrationReport {
+  XGBoostTrainReport classifier;
+  double ceiling = 0;                    // the chosen L (may be +infinity)
+  std::vector<std::pair<double, double>> ceiling_gains;  // auto: (L, held-out gain) per grid L
+  double heldout_flow_log_likelihood = 0;        // mean over held-out data rows, nats
+  double heldout_calibrated_log_likelihood = 0;  // the same for the calibrated model
+  double heldout_gain = 0;       // calibrated minus flow, nats per row
+  double heldout_gain_se = 0;    // its standard error
+  bool improved = false;         // heldout_gain > 0
+  LogZEstimate log_z;
+  double acceptance_predicted = 0;
+  bool exact_sampling = true;
+  double seconds_flow_samples = 0, seconds_classifier = 0, seconds_log_z = 0;
+
+  /// Human-readable lines; says plainly when calibration brought no held-out gain.
+  std::string summary() const;
+};
+
+/// A flow, a classifier, a ceiling and log Z: a normalized density that can be sampled
+/// exactly (finite ceiling) by rejection. Copies share the classifier. Thread-safe for
+/// log_prob and sampling.
+class CalibratedFlow {
+ public:
+  /// Throws InvalidArgument when the classifier is null or its feature count is not the
+  /// flow's dimension, when log Z is not finite, or when the ceiling is NaN. sampling_bound
+  /// is required (finite) when ceiling is +infinity and ignored otherwise.
+  CalibratedFlow(Maf flow, std::shared_ptr<const Classifier> classifier, double ceiling,
+                 LogZEstimate log_z, double sampling_bound = 0, std::string metadata_json = "{}");
+
+  const Maf& flow() const { return flow_; }
+  const Classifier& classifier() const { return *classifier_; }
+  std::shared_ptr<const Classifier> classifier_ptr() const { return classifier_; }
+  int dim() const { return flow_.dim(); }
+
+  double ceiling() const { return ceiling_; }               // may be +infinity
+  bool exact_sampling() const;                               // ceiling is finite
+  double sampling_bound() const { return sampling_bound_; }  // L of the accept test
+  double log_z() const { return log_z_.log_z; }
+  double log_z_se() const { return log_z_.se; }
+  double ess() const { return log_z_.ess; }
+  const LogZEstimate& log_z_estimate() const { return log_z_; }
+  /// Z_L / exp(bound): the predicted acceptance rate of the rejection sampler.
+  double acceptance_predicted() const;
+  /// Training metadata, a JSON object.
+  const std::string& metadata_json() const { return metadata_json_; }
+
+  /// Log densities (nats) of n rows x (n, D) into out (n): flow log density + clipped margin
+  /// - log Z. Throws DataError when the classifier returns NaN.
+  void log_prob(const float* x, std::size_t n, float* out) const;
+  /// The same for a matrix; throws DataError when it has not dim() columns.
+  std::vector<float> log_prob(const Matrix<float>& x) const;
+
+  /// The bundle as a model file of kind "calibrated": sections "flow" (a flow model file's
+  /// bytes) and "classifier" (XGBoost UBJSON), header with ceiling, bound, log Z, its error,
+  /// ESS and the metadata. Throws InvalidArgument when the classifier is not an
+  /// XGBoostClassifier (a user callback cannot be stored).
+  ModelFile encode() const;
+  /// Rebuilds a model from encode()'s file. Throws ModelFormatError naming the source and the
+  /// field or section at fault, including a classifier whose feature count differs from the
+  /// flow's dimension. threads and device set the classifier's runtime.
+  static CalibratedFlow decode(const ModelFile& file, int threads = 0,
+                               const std::string& device = "cpu");
+  /// Writes encode() to path atomically.
+  void save(const std::string& path) const;
+  static CalibratedFlow load(const std::string& path, int threads = 0,
+                             const std::string& device = "cpu");
+
+ private:
+  Maf flow_;
+  std::shared_ptr<const Classifier> classifier_;
+  double ceiling_;
+  double sampling_bound_;
+  LogZEstimate log_z_;
+  std::string metadata_json_;
+};
+
+/// Calibrates flow on data rows (n1, D): samples n0 = flow_ratio * n1 flow rows, trains an
+/// XGBoost classifier with held-out tree selection, chooses the ceiling, and estimates log Z
+/// on log_z_samples fresh flow samples. Throws DataError on bad data, InvalidArgument on bad
+/// options, XGBoostError when XGBoost fails.
+///
+///     nfcal::CalibrationReport report;
+///     nfcal::CalibratedFlow model = nfcal::calibrate(flow, train, {}, &report);
+///     std::cout << report.summary();
+CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
+                         const CalibrationOptions& options = {},
+                         CalibrationReport* report = nullptr);
+
+/// log Z_L of a flow and a classifier on `samples` fresh flow samples keyed by seed.
+LogZEstimate estimate_flow_log_z(const Maf& flow, const Classifier& classifier, double ceiling,
+                                 std::size_t samples, std::uint64_t seed);
+
+/// The ceiling L with Z_L / exp(L) = rate on the given margins of flow samples, rate in (0, 1].
+/// Throws InvalidArgument when rate is outside (0, 1] or margins is empty.
+double ceiling_for_acceptance(const std::vector<float>& margins, double rate);
+
+/// Either a flow or a calibrated flow, as load_model() finds it; what `nfcal sample` and
+/// `nfcal score` work on.
+class AnyModel {
+ public:
+  explicit AnyModel(Maf flow);
+  explicit AnyModel(CalibratedFlow model);
+
+  bool is_calibrated() const { return calibrated_ != nullptr; }
+  /// "flow" or "calibrated".
+  std::string kind() const;
+  const Maf& flow() const;
+  /// The calibrated model; nullptr for a plain flow.
+  const CalibratedFlow* calibrated() const { return calibrated_.get(); }
+  int dim() const { return flow().dim(); }
+
+  /// Log densities (nats) of every row of x. Throws DataError on a column mismatch.
+  std::vector<float> log_prob(const Matrix<float>& x) const;
+  /// n draws keyed by options.seed: the flow's own sampler, or rejection for a calibrated
+  /// model (report filled for a calibrated model only).
+  Matrix<float> sample(std::size_t n, const SamplerOptions& options = {},
+                       SamplerReport* report = nullptr) const;
+
+ private:
+  std::shared_ptr<const Maf> flow_;
+  std::shared_ptr<const CalibratedFlow> calibrated_;
+};
+
+/// Loads a model file of kind "flow" or "calibrated". Throws FileError when it cannot be read,
+/// ModelFormatError when it is neither kind or fails validation.
+AnyModel load_model(const std::string& path, int threads = 0, const std::string& device = "cpu");
+
+}  // namespace nfcal

@@ -1,0 +1,213 @@
+// The calibrated density, its bundle file, and the flow-or-calibrated model wrapper.
+#include "nfcal/calibrated_flow.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "nfcal/error.hpp"
+
+namespace nfcal {
+
+namespace {
+
+using Json = nlohmann::json;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A header field that must be a finite number; ModelFormatError naming it otherwise.
+double finite_field(const Json& header, const std::string& key, const std::string& source) {
+  if (!header.contains(key) || !header[key].is_number() ||
+      !std::isfinite(header[key].get<double>())) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": header field '" + key + "' is missing or not a number");
+  }
+  return header[key].get<double>();
+}
+
+}  // namespace
+
+// --- CalibratedFlow --------------------------------------------------------------------------
+
+CalibratedFlow::CalibratedFlow(Maf flow, std::shared_ptr<const Classifier> classifier,
+                               double ceiling, LogZEstimate log_z, double sampling_bound,
+                               std::string metadata_json)
+    : flow_(std::move(flow)),
+      classifier_(std::move(classifier)),
+      ceiling_(ceiling),
+      sampling_bound_(std::isfinite(ceiling) ? ceiling : sampling_bound),
+      log_z_(log_z),
+      metadata_json_(std::move(metadata_json)) {
+  // The pieces must describe one density over one space.
+  if (!classifier_) throw InvalidArgument("CalibratedFlow: the classifier is null");
+  if (classifier_->num_features() != flow_.dim()) {
+    throw InvalidArgument("CalibratedFlow: the classifier takes " +
+                          std::to_string(classifier_->num_features()) +
+                          " features but the flow has dimension " + std::to_string(flow_.dim()));
+  }
+  if (std::isnan(ceiling_) || ceiling_ == -kInf) {
+    throw InvalidArgument("CalibratedFlow: the ceiling must be a number or +infinity");
+  }
+  if (!std::isfinite(log_z_.log_z)) throw InvalidArgument("CalibratedFlow: log Z is not finite");
+  if (!std::isfinite(sampling_bound_)) {
+    throw InvalidArgument("CalibratedFlow: without a ceiling a finite sampling bound is needed");
+  }
+}
+
+bool CalibratedFlow::exact_sampling() const { return std::isfinite(ceiling_); }
+
+double CalibratedFlow::acceptance_predicted() const {
+  return std::min(1.0, std::exp(log_z_.log_z - sampling_bound_));
+}
+
+void CalibratedFlow::log_prob(const float* x, std::size_t n, float* out) const {
+  if (n == 0) return;
+
+  // Flow density and margins, then the correction in double.
+  flow_.log_prob(x, n, out);
+  std::vector<float> m(n);
+  classifier_->margins(x, n, m.data());
+  for (std::size_t i = 0; i < n; ++i) {
+    const double clipped = std::min(static_cast<double>(m[i]), ceiling_);
+    out[i] = static_cast<float>(static_cast<double>(out[i]) + clipped - log_z_.log_z);
+  }
+}
+
+std::vector<float> CalibratedFlow::log_prob(const Matrix<float>& x) const {
+  if (x.cols() != static_cast<std::size_t>(dim())) {
+    throw DataError("calibrated model: rows have " + std::to_string(x.cols()) +
+                    " columns, the model has dimension " + std::to_string(dim()));
+  }
+  std::vector<float> out(x.rows());
+  log_prob(x.data(), x.rows(), out.data());
+  return out;
+}
+
+// --- The bundle ------------------------------------------------------------------------------
+
+ModelFile CalibratedFlow::encode() const {
+  // Only a classifier nfcal can serialize goes into a file.
+  const auto* xgb = dynamic_cast<const XGBoostClassifier*>(classifier_.get());
+  if (xgb == nullptr) {
+    throw InvalidArgument("cannot save a calibrated model whose classifier is '" +
+                          classifier_->name() +
+                          "': only XGBoost classifiers can be stored in a model file");
+  }
+
+  // Header: the numbers that define the density, then what produced it.
+  Json header;
+  header["ceiling"] = std::isfinite(ceiling_) ? Json(ceiling_) : Json(nullptr);
+  header["sampling_bound"] = sampling_bound_;
+  header["log_z"] = log_z_.log_z;
+  header["log_z_se"] = std::isfinite(log_z_.se) ? Json(log_z_.se) : Json(nullptr);
+  header["ess"] = log_z_.ess;
+  header["log_z_samples"] = log_z_.samples;
+  header["max_margin"] = log_z_.max_margin;
+  header["classifier"] = {{"type", "xgboost"},
+                          {"num_features", xgb->num_features()},
+                          {"trees", xgb->num_trees()},
+                          {"balance", xgb->balance()}};
+  header["metadata"] = Json::parse(metadata_json_.empty() ? "{}" : metadata_json_);
+
+  ModelFile file;
+  file.kind = kCalibratedKind;
+  file.header_json = header.dump();
+  file.sections.emplace_back("flow", encode_model_file(encode_flow(flow_)));
+  file.sections.emplace_back("classifier", xgb->to_bytes("ubj"));
+  return file;
+}
+
+CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
+                                      const std::string& device) {
+  require_kind(file, kCalibratedKind);
+  const std::string& source = file.source;
+  Json header;
+  try {
+    header = Json::parse(file.header_json);
+  } catch (const Json::exception& e) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": header is not JSON: " + e.what());
+  }
+
+  // The flow: a whole flow model file inside the bundle.
+  Maf flow = decode_flow(decode_model_file(file.section("flow"), source + " (flow section)"));
+
+  // The classifier, checked against the flow before anything uses it.
+  std::shared_ptr<XGBoostClassifier> classifier;
+  try {
+    classifier = std::make_shared<XGBoostClassifier>(
+        XGBoostClassifier::from_bytes(file.section("classifier"), threads, device));
+  } catch (const XGBoostError& e) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": classifier section: " + e.what());
+  }
+  if (classifier->num_features() != flow.dim()) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": the classifier takes " +
+                               std::to_string(classifier->num_features()) +
+                               " features but the flow has dimension " +
+                               std::to_string(flow.dim()));
+  }
+
+  // The numbers of the density.
+  const bool clipped = header.contains("ceiling") && !header["ceiling"].is_null();
+  const double ceiling = clipped ? finite_field(header, "ceiling", source) : kInf;
+  LogZEstimate log_z;
+  log_z.log_z = finite_field(header, "log_z", source);
+  log_z.se = header.value("log_z_se", Json(nullptr)).is_number()
+                 ? header["log_z_se"].get<double>()
+                 : kInf;
+  log_z.ess = header.value("ess", 0.0);
+  log_z.samples = header.value("log_z_samples", std::size_t{0});
+  log_z.max_margin = header.value("max_margin", 0.0);
+  const double bound = finite_field(header, "sampling_bound", source);
+  const std::string metadata = header.contains("metadata") ? header["metadata"].dump() : "{}";
+  return CalibratedFlow(std::move(flow), std::move(classifier), ceiling, log_z, bound, metadata);
+}
+
+void CalibratedFlow::save(const std::string& path) const { write_model_file(path, encode()); }
+
+CalibratedFlow CalibratedFlow::load(const std::string& path, int threads,
+                                    const std::string& device) {
+  return decode(read_model_file(path), threads, device);
+}
+
+// --- AnyModel --------------------------------------------------------------------------------
+
+AnyModel::AnyModel(Maf flow) : flow_(std::make_shared<const Maf>(std::move(flow))) {}
+
+AnyModel::AnyModel(CalibratedFlow model)
+    : calibrated_(std::make_shared<const CalibratedFlow>(std::move(model))) {}
+
+std::string AnyModel::kind() const { return is_calibrated() ? kCalibratedKind : kFlowKind; }
+
+const Maf& AnyModel::flow() const { return is_calibrated() ? calibrated_->flow() : *flow_; }
+
+std::vector<float> AnyModel::log_prob(const Matrix<float>& x) const {
+  if (is_calibrated()) return calibrated_->log_prob(x);
+  if (x.cols() != static_cast<std::size_t>(dim())) {
+    throw DataError("flow: rows have " + std::to_string(x.cols()) +
+                    " columns, the flow has dimension " + std::to_string(dim()));
+  }
+  return flow_->log_prob(x);
+}
+
+Matrix<float> AnyModel::sample(std::size_t n, const SamplerOptions& options,
+                               SamplerReport* report) const {
+  if (is_calibrated()) return sample_calibrated(*calibrated_, n, options, report);
+  return flow_->sample(n, options.seed);
+}
+
+AnyModel load_model(const std::string& path, int threads, const std::string& device) {
+  const ModelFile file = read_model_file(path);
+  if (file.kind == kFlowKind) return AnyModel(decode_flow(file));
+  if (file.kind == kCalibratedKind) {
+    return AnyModel(CalibratedFlow::decode(file, threads, device));
+  }
+  throw ModelFormatError(ModelFormatError::Kind::kWrongKind,
+                         path + ": holds a model of kind '" + file.kind +
+                             "', expected 'flow' or 'calibrated'");
+}
+
+}  // namespace nfcal

@@ -1,0 +1,174 @@
+// evaluate(): the metrics every calibration run reports, on a test set.
+#include "nfcal/evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "nfcal/error.hpp"
+#include "nfcal/train.hpp"
+
+namespace nfcal {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Mean and standard error of the mean.
+std::pair<double, double> mean_and_se(const std::vector<float>& v) {
+  const double n = static_cast<double>(v.size());
+  double sum = 0, sum_sq = 0;
+  for (const float x : v) {
+    sum += x;
+    sum_sq += static_cast<double>(x) * x;
+  }
+  const double mean = sum / n;
+  const double variance = v.size() > 1 ? std::max(0.0, (sum_sq - n * mean * mean) / (n - 1)) : 0;
+  return {mean, std::sqrt(variance / n)};
+}
+
+// -log sigmoid(m), without overflow for large |m|.
+double softplus_neg(double m) { return m > 0 ? std::log1p(std::exp(-m)) : -m + std::log1p(std::exp(m)); }
+
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+// The classifier metrics: AUC and balanced log-loss of test rows against flow samples.
+void classifier_metrics(const CalibratedFlow& model, const Matrix<float>& test,
+                        std::uint64_t seed, Evaluation* e) {
+  const Matrix<float> flow_rows = model.flow().sample(test.rows(), seed);
+  const std::vector<float> positive = model.classifier().margins(test);
+  const std::vector<float> negative = model.classifier().margins(flow_rows);
+  e->auc = area_under_curve(positive, negative);
+  double loss = 0;
+  for (const float m : positive) loss += softplus_neg(m);
+  for (const float m : negative) loss += softplus_neg(-m);
+  e->log_loss = loss / static_cast<double>(positive.size() + negative.size());
+}
+
+}  // namespace
+
+double area_under_curve(const std::vector<float>& positives, const std::vector<float>& negatives) {
+  if (positives.empty() || negatives.empty()) {
+    throw InvalidArgument("area_under_curve: needs positive and negative scores");
+  }
+
+  // Mann-Whitney: sort all scores, give ties their average rank, sum the positives' ranks.
+  std::vector<std::pair<float, int>> all;
+  all.reserve(positives.size() + negatives.size());
+  for (const float s : positives) all.emplace_back(s, 1);
+  for (const float s : negatives) all.emplace_back(s, 0);
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  double rank_sum = 0;
+  for (std::size_t i = 0; i < all.size();) {
+    std::size_t j = i;
+    while (j < all.size() && all[j].first == all[i].first) ++j;
+    const double average_rank = 0.5 * static_cast<double>(i + 1 + j);
+    for (std::size_t k = i; k < j; ++k) rank_sum += all[k].second * average_rank;
+    i = j;
+  }
+  const double np = static_cast<double>(positives.size());
+  const double nn = static_cast<double>(negatives.size());
+  return (rank_sum - np * (np + 1) / 2) / (np * nn);
+}
+
+Evaluation evaluate(const AnyModel& model, const Matrix<float>& test,
+                    const EvaluateOptions& options) {
+  check_rows(test, model.dim(), "test data");
+  Evaluation e;
+  e.test_rows = test.rows();
+  e.calibrated = model.is_calibrated();
+
+  // The flow's test log-likelihood, and the calibrated model's when there is one.
+  std::tie(e.flow_log_likelihood, e.flow_log_likelihood_se) =
+      mean_and_se(model.flow().log_prob(test));
+  const CalibratedFlow* calibrated = model.calibrated();
+  if (calibrated == nullptr) {
+    e.calibrated_log_likelihood = e.flow_log_likelihood;
+    e.calibrated_log_likelihood_se = e.flow_log_likelihood_se;
+    e.auc = e.log_loss = e.log_z = e.log_z_se = e.ceiling = e.ess = kNaN;
+    e.acceptance_predicted = e.acceptance_measured = 1.0;
+    e.note = "a plain flow: no classifier, every flow sample is a sample";
+    return e;
+  }
+  std::tie(e.calibrated_log_likelihood, e.calibrated_log_likelihood_se) =
+      mean_and_se(calibrated->log_prob(test));
+
+  // The classifier, and the numbers that define the calibrated density.
+  classifier_metrics(*calibrated, test, options.seed ^ 0xA5A5A5A5A5A5A5A5ull, &e);
+  e.log_z = calibrated->log_z();
+  e.log_z_se = calibrated->log_z_se();
+  e.ceiling = calibrated->exact_sampling() ? calibrated->ceiling() : kNaN;
+  e.ess = calibrated->ess();
+  e.acceptance_predicted = calibrated->acceptance_predicted();
+
+  // Acceptance measured by sampling for real.
+  e.acceptance_measured = kNaN;
+  if (options.acceptance_samples > 0) {
+    SamplerOptions sampler;
+    sampler.seed = options.seed;
+    sampler.max_candidates = options.max_candidates;
+    SamplerReport report;
+    try {
+      sample_calibrated(*calibrated, options.acceptance_samples, sampler, &report);
+    } catch (const SamplingError& error) {
+      e.note = error.what();
+    }
+    e.acceptance_measured = report.acceptance_measured;
+  }
+  return e;
+}
+
+std::string Evaluation::to_json() const {
+  nlohmann::json j;
+  j["flow_log_likelihood"] = number_or_null(flow_log_likelihood);
+  j["flow_log_likelihood_se"] = number_or_null(flow_log_likelihood_se);
+  j["calibrated_log_likelihood"] = number_or_null(calibrated_log_likelihood);
+  j["calibrated_log_likelihood_se"] = number_or_null(calibrated_log_likelihood_se);
+  j["auc"] = number_or_null(auc);
+  j["log_loss"] = number_or_null(log_loss);
+  j["log_z"] = number_or_null(log_z);
+  j["log_z_se"] = number_or_null(log_z_se);
+  j["ceiling"] = number_or_null(ceiling);
+  j["acceptance_predicted"] = number_or_null(acceptance_predicted);
+  j["acceptance_measured"] = number_or_null(acceptance_measured);
+  j["ess"] = number_or_null(ess);
+  return j.dump(2);
+}
+
+std::string Evaluation::to_table() const {
+  std::ostringstream out;
+  auto row = [&out](const char* name, double value, double se = kNaN) {
+    char text[128];
+    if (std::isnan(value)) {
+      std::snprintf(text, sizeof(text), "  %-28s %12s\n", name, "-");
+    } else if (std::isnan(se)) {
+      std::snprintf(text, sizeof(text), "  %-28s %12.4f\n", name, value);
+    } else {
+      std::snprintf(text, sizeof(text), "  %-28s %12.4f +- %.4f\n", name, value, se);
+    }
+    out << text;
+  };
+  out << "evaluation on " << test_rows << " test rows (" << (calibrated ? "calibrated" : "flow")
+      << " model)\n";
+  row("flow log-likelihood", flow_log_likelihood, flow_log_likelihood_se);
+  row("calibrated log-likelihood", calibrated_log_likelihood, calibrated_log_likelihood_se);
+  row("classifier AUC", auc);
+  row("classifier log-loss", log_loss);
+  row("log Z", log_z, log_z_se);
+  row("ceiling L", ceiling);
+  row("L - log Z", ceiling - log_z);
+  row("acceptance predicted", acceptance_predicted);
+  row("acceptance measured", acceptance_measured);
+  row("effective sample size", ess);
+  if (!note.empty()) out << "  note: " << note << "\n";
+  return out.str();
+}
+
+}  // namespace nfcal

@@ -1,0 +1,390 @@
+// The calibrated density against exact references (zero, constant and known log ratios), the
+// ceiling choices, the bundle file and its validation, and calibrate() with XGBoost on 2-D data.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "calibration_fixtures.hpp"
+#include "nfcal/atomic_file.hpp"
+#include "nfcal/calibrated_flow.hpp"
+#include "nfcal/error.hpp"
+#include "nfcal/evaluate.hpp"
+#include "nfcal/model_file.hpp"
+#include "nfcal/train.hpp"
+
+namespace nfcal {
+namespace {
+
+using testing::broad_gaussian_flow;
+using testing::constant_classifier;
+using testing::GaussianTarget;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+Matrix<float> uniform_rows(std::size_t n, int dim, float half_width, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> u(-half_width, half_width);
+  Matrix<float> x(n, dim);
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = u(gen);
+  return x;
+}
+
+// Rows of two well separated blobs at (+-3, 0) with sd 0.5.
+Matrix<float> blob_rows(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  Matrix<float> x(n, 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    x(i, 0) = (i % 2 == 0 ? -3.0f : 3.0f) + normal(gen);
+    x(i, 1) = normal(gen);
+  }
+  return x;
+}
+
+// Rows of two interleaved half circles with noise 0.1.
+Matrix<float> moon_rows(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> angle(0.0f, 3.14159265f);
+  std::normal_distribution<float> noise(0.0f, 0.1f);
+  Matrix<float> x(n, 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float t = angle(gen);
+    const bool upper = i % 2 == 0;
+    x(i, 0) = (upper ? std::cos(t) : 1.0f - std::cos(t)) + noise(gen);
+    x(i, 1) = (upper ? std::sin(t) : 0.5f - std::sin(t)) + noise(gen);
+  }
+  return x;
+}
+
+double mean_of(const std::vector<float>& v) {
+  double s = 0;
+  for (const float x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+TEST(CalibratedFlow, ZeroMarginLeavesTheFlowUnchangedWithLogZZero) {
+  const Maf flow = broad_gaussian_flow(2, 1.5);
+  const auto clf = constant_classifier(2, 0.0f);
+  const LogZEstimate z = estimate_flow_log_z(flow, *clf, kInf, 5000, 1);
+  const CalibratedFlow model(flow, clf, 0.0, z);
+  const Matrix<float> x = uniform_rows(100, 2, 4.0f, 2);
+
+  EXPECT_DOUBLE_EQ(model.log_z(), 0.0);
+  EXPECT_EQ(model.log_prob(x), flow.log_prob(x));
+  EXPECT_DOUBLE_EQ(model.acceptance_predicted(), 1.0);
+}
+
+TEST(CalibratedFlow, ConstantMarginGivesLogZEqualToItAndAnUnchangedDensity) {
+  const Maf flow = broad_gaussian_flow(2, 1.5);
+  const auto clf = constant_classifier(2, 1.25f);
+  const Matrix<float> x = uniform_rows(100, 2, 4.0f, 3);
+  const std::vector<float> reference = flow.log_prob(x);
+
+  // Above, at and below the constant: the clipped margin is constant in every case.
+  for (const double ceiling : {kInf, 2.0, 0.5}) {
+    const LogZEstimate z = estimate_flow_log_z(flow, *clf, ceiling, 2000, 4);
+    const CalibratedFlow model(flow, clf, ceiling, z, 2.0);
+    EXPECT_NEAR(model.log_z(), std::min(1.25, ceiling), 1e-6) << ceiling;
+    const std::vector<float> lp = model.log_prob(x);
+    for (std::size_t i = 0; i < lp.size(); ++i) EXPECT_NEAR(lp[i], reference[i], 1e-5);
+  }
+}
+
+TEST(CalibratedFlow, KnownRatioRecoversTheTargetDensityWithinLogZError) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
+  const auto clf = target.classifier();
+  const LogZEstimate z = estimate_flow_log_z(flow, *clf, kInf, 100000, 5);
+  const CalibratedFlow model(flow, clf, kInf, z, target.max_log_ratio() + 0.1);
+
+  // Z is exactly 1 for an exact ratio: the estimate must agree within its error.
+  EXPECT_LT(std::abs(model.log_z()), 4 * model.log_z_se() + 1e-3);
+  const Matrix<float> x = uniform_rows(200, 2, 3.0f, 6);
+  const std::vector<float> lp = model.log_prob(x);
+  for (std::size_t i = 0; i < lp.size(); ++i) {
+    EXPECT_NEAR(lp[i], target.log_q(x.row(i)), 4 * model.log_z_se() + 1e-3) << "row " << i;
+  }
+  EXPECT_GT(model.ess(), 1000.0);
+  EXPECT_LT(model.ess(), 100000.0);
+}
+
+TEST(CalibratedFlow, CeilingForAcceptanceSolvesZOverExpLEqualsTheRate) {
+  std::mt19937_64 gen(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> m(20000);
+  for (float& v : m) v = normal(gen);
+
+  for (const double rate : {0.9, 0.5, 0.1, 0.001}) {
+    const double ceiling = ceiling_for_acceptance(m, rate);
+    const LogZEstimate z = estimate_log_z(m.data(), m.size(), ceiling);
+    EXPECT_NEAR(std::exp(z.log_z - ceiling), rate, 1e-6 * rate + 1e-9) << rate;
+  }
+  // Zero margins accept exp(-L) of candidates.
+  EXPECT_NEAR(ceiling_for_acceptance(std::vector<float>(100, 0.0f), 0.25), std::log(4.0), 1e-9);
+  EXPECT_THROW(ceiling_for_acceptance(m, 0.0), InvalidArgument);
+}
+
+TEST(CalibratedFlow, CeilingChoiceParsesNumbersAutoAndNone) {
+  EXPECT_EQ(CeilingChoice::parse("auto").mode, CeilingChoice::Mode::kAuto);
+  EXPECT_EQ(CeilingChoice::parse("none").mode, CeilingChoice::Mode::kNone);
+  const CeilingChoice fixed = CeilingChoice::parse("0.405");
+  EXPECT_EQ(fixed.mode, CeilingChoice::Mode::kValue);
+  EXPECT_DOUBLE_EQ(fixed.value, 0.405);
+  EXPECT_THROW(CeilingChoice::parse("high"), InvalidArgument);
+  EXPECT_THROW(CeilingChoice::parse("1.5x"), InvalidArgument);
+}
+
+TEST(CalibratedFlow, MismatchedClassifierDimensionIsRejected) {
+  EXPECT_THROW(CalibratedFlow(broad_gaussian_flow(2, 1.0), constant_classifier(3, 0.0f), 1.0,
+                              LogZEstimate{}),
+               InvalidArgument);
+}
+
+TEST(CalibratedFlow, NaNMarginsFromAUserClassifierAreADataError) {
+  const auto clf = std::make_shared<CallbackClassifier>(
+      2, [](const float* x, std::size_t n, int, float* out) {
+        for (std::size_t i = 0; i < n; ++i) out[i] = x[2 * i] > 1.0f ? std::nanf("") : 0.0f;
+      });
+  const CalibratedFlow model(broad_gaussian_flow(2, 1.0), clf, 1.0, LogZEstimate{});
+  Matrix<float> x(3, 2);
+  x(2, 0) = 2.0f;
+
+  try {
+    model.log_prob(x);
+    FAIL() << "NaN margin accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(sample_calibrated(model, 1000), DataError);
+}
+
+TEST(CalibratedFlow, CallbackClassifierCannotBeSaved) {
+  const CalibratedFlow model(broad_gaussian_flow(2, 1.0), constant_classifier(2, 0.0f), 1.0,
+                             LogZEstimate{});
+  try {
+    model.encode();
+    FAIL() << "a callback classifier was encoded";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("XGBoost"), std::string::npos) << e.what();
+  }
+}
+
+// A small calibrated model with an XGBoost classifier, for the bundle tests.
+class CalibratedBundle : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    flow_ = std::make_unique<Maf>(broad_gaussian_flow(2, 2.0));
+    CalibrationOptions options;
+    options.classifier.trees = 40;
+    options.classifier.max_depth = 3;
+    options.classifier.threads = 2;
+    options.log_z_samples = 20000;
+    options.ceiling = CeilingChoice::fixed(1.0);
+    const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
+    const Matrix<float> data = sample_calibrated(
+        CalibratedFlow(*flow_, target.classifier(), kInf, LogZEstimate{},
+                       target.max_log_ratio() + 0.01),
+        3000, {/*seed=*/9});
+    model_ = std::make_unique<CalibratedFlow>(calibrate(*flow_, data, options));
+  }
+  static void TearDownTestSuite() {
+    model_.reset();
+    flow_.reset();
+  }
+  static std::string temp_path(const std::string& name) { return ::testing::TempDir() + name; }
+
+  static std::unique_ptr<Maf> flow_;
+  static std::unique_ptr<CalibratedFlow> model_;
+};
+std::unique_ptr<Maf> CalibratedBundle::flow_;
+std::unique_ptr<CalibratedFlow> CalibratedBundle::model_;
+
+TEST_F(CalibratedBundle, SavesAndLoadsToTheSameDensityAndSamples) {
+  const std::string path = temp_path("nfcal_bundle_roundtrip.nfcal");
+  model_->save(path);
+
+  const AnyModel loaded = load_model(path);
+
+  ASSERT_TRUE(loaded.is_calibrated());
+  EXPECT_EQ(loaded.kind(), "calibrated");
+  const CalibratedFlow& back = *loaded.calibrated();
+  const Matrix<float> x = uniform_rows(300, 2, 4.0f, 10);
+  EXPECT_EQ(back.log_prob(x), model_->log_prob(x));
+  EXPECT_DOUBLE_EQ(back.ceiling(), model_->ceiling());
+  EXPECT_DOUBLE_EQ(back.log_z(), model_->log_z());
+  EXPECT_DOUBLE_EQ(back.log_z_se(), model_->log_z_se());
+  SamplerOptions sampler;
+  sampler.seed = 3;
+  EXPECT_EQ(loaded.sample(500, sampler).values(), sample_calibrated(*model_, 500, sampler).values());
+  EXPECT_NE(back.metadata_json().find("\"xgboost_version\""), std::string::npos);
+  EXPECT_NE(back.metadata_json().find("\"data_rows\":3000"), std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_F(CalibratedBundle, LoadModelReturnsAPlainFlowForAFlowFile) {
+  const std::string path = temp_path("nfcal_bundle_flow.nfcal");
+  save_flow(path, *flow_);
+
+  const AnyModel loaded = load_model(path);
+
+  EXPECT_FALSE(loaded.is_calibrated());
+  const Matrix<float> x = uniform_rows(50, 2, 3.0f, 11);
+  EXPECT_EQ(loaded.log_prob(x), flow_->log_prob(x));
+  std::remove(path.c_str());
+}
+
+TEST_F(CalibratedBundle, CorruptedBundleIsAModelFormatError) {
+  const std::string path = temp_path("nfcal_bundle_corrupt.nfcal");
+  model_->save(path);
+  std::string bytes = read_file_bytes(path);
+  bytes[bytes.size() / 2] ^= 0x5a;
+  write_file_atomically(path, bytes);
+
+  EXPECT_THROW(load_model(path), ModelFormatError);
+  std::remove(path.c_str());
+}
+
+TEST_F(CalibratedBundle, GarbageClassifierSectionNamesTheSectionAndXGBoostsReason) {
+  ModelFile file = model_->encode();
+  for (auto& section : file.sections) {
+    if (section.first == "classifier") section.second = "{\"learner\": [not a model";
+  }
+  const ModelFile reread = decode_model_file(encode_model_file(file), "garbage.nfcal");
+
+  try {
+    CalibratedFlow::decode(reread);
+    FAIL() << "a garbage classifier section was accepted";
+  } catch (const ModelFormatError& e) {
+    EXPECT_EQ(e.kind(), ModelFormatError::Kind::kCorrupted);
+    EXPECT_NE(std::string(e.what()).find("classifier section"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CalibratedBundle, ClassifierOfAnotherDimensionIsRejectedOnLoad) {
+  // A valid XGBoost model, but over three features, in a bundle whose flow has two.
+  std::mt19937_64 gen(12);
+  std::normal_distribution<float> normal;
+  Matrix<float> a(200, 3), b(200, 3);
+  for (std::size_t i = 0; i < a.size(); ++i) a.data()[i] = normal(gen) + 1.0f;
+  for (std::size_t i = 0; i < b.size(); ++i) b.data()[i] = normal(gen);
+  XGBoostParams p;
+  p.trees = 3;
+  const XGBoostClassifier three = XGBoostClassifier::train(a, b, p);
+  ModelFile file = model_->encode();
+  for (auto& section : file.sections) {
+    if (section.first == "classifier") section.second = three.to_bytes();
+  }
+  const ModelFile reread = decode_model_file(encode_model_file(file), "mismatch.nfcal");
+
+  try {
+    CalibratedFlow::decode(reread);
+    FAIL() << "a classifier over 3 features was accepted for a 2-D flow";
+  } catch (const ModelFormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("3 features"), std::string::npos) << e.what();
+  }
+}
+
+// calibrate() with XGBoost on a flow trained for a few epochs on 2-D data with two modes.
+struct TwoModeCase {
+  Maf flow;
+  CalibratedFlow model;
+  CalibrationReport report;
+};
+
+TwoModeCase calibrate_undertrained(const Matrix<float>& train, std::uint64_t seed) {
+  MafConfig config;
+  config.dim = 2;
+  config.layers = 3;
+  config.hidden = 32;
+  config.hidden_layers = 1;
+  config.seed = seed;
+  Maf flow(config);
+  TrainConfig tc;
+  tc.epochs = 3;
+  tc.batch_size = 128;
+  tc.learning_rate = 3e-3;
+  tc.seed = seed;
+  fit(flow, train, nullptr, tc);
+
+  CalibrationOptions options;
+  options.classifier.trees = 200;
+  options.classifier.max_depth = 4;
+  options.classifier.threads = 2;
+  options.classifier.early_stopping_rounds = 30;
+  options.log_z_samples = 30000;
+  options.seed = seed;
+  CalibrationReport report;
+  CalibratedFlow model = calibrate(flow, train, options, &report);
+  return TwoModeCase{flow, std::move(model), report};
+}
+
+TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodAndEmptiesTheGapBetweenBlobs) {
+  const Matrix<float> train = blob_rows(4000, 13);
+  const Matrix<float> test = blob_rows(2000, 14);
+  const TwoModeCase c = calibrate_undertrained(train, 15);
+
+  // Test log-likelihood: higher, by more than its paired standard error.
+  const std::vector<float> flow_lp = c.flow.log_prob(test);
+  const std::vector<float> cal_lp = c.model.log_prob(test);
+  std::vector<float> diff(flow_lp.size());
+  for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = cal_lp[i] - flow_lp[i];
+  const double gain = mean_of(diff);
+  double var = 0;
+  for (const float d : diff) var += (d - gain) * (d - gain);
+  const double se = std::sqrt(var / (diff.size() - 1) / diff.size());
+  EXPECT_GT(gain, 3 * se + 2 * c.model.log_z_se()) << c.report.summary();
+  EXPECT_TRUE(c.report.improved) << c.report.summary();
+
+  // Mass in the gap |x0| < 1.5: the data has almost none, the flow a bridge, the samples less.
+  auto gap_share = [](const Matrix<float>& x) {
+    std::size_t in = 0;
+    for (std::size_t i = 0; i < x.rows(); ++i) in += std::abs(x(i, 0)) < 1.5f ? 1 : 0;
+    return static_cast<double>(in) / static_cast<double>(x.rows());
+  };
+  const double flow_gap = gap_share(c.flow.sample(20000, 16));
+  const double calibrated_gap = gap_share(sample_calibrated(c.model, 20000, {/*seed=*/16}));
+  EXPECT_GT(flow_gap, 0.01) << "the under-trained flow should bridge the modes";
+  EXPECT_LT(calibrated_gap, 0.6 * flow_gap) << "flow " << flow_gap << " calibrated "
+                                            << calibrated_gap;
+}
+
+TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
+  const Matrix<float> train = moon_rows(4000, 17);
+  const Matrix<float> test = moon_rows(2000, 18);
+  const TwoModeCase c = calibrate_undertrained(train, 19);
+
+  EvaluateOptions options;
+  options.acceptance_samples = 2000;
+  const Evaluation e = evaluate(AnyModel(c.model), test, options);
+
+  EXPECT_GT(e.calibrated_log_likelihood - e.flow_log_likelihood,
+            2 * e.flow_log_likelihood_se + 2 * e.log_z_se)
+      << e.to_table();
+  EXPECT_GT(e.auc, 0.55);
+  EXPECT_LT(e.log_loss, std::log(2.0));
+  // Acceptance by sampling agrees with Z_L / exp(L) within binomial and log Z error.
+  EXPECT_NEAR(e.acceptance_measured, e.acceptance_predicted,
+              0.08 * e.acceptance_predicted + 4 * e.log_z_se * e.acceptance_predicted)
+      << e.to_table();
+}
+
+TEST(Calibrate, RejectsBadOptionsAndDataByName) {
+  const Maf flow = broad_gaussian_flow(2, 1.0);
+  const Matrix<float> data = uniform_rows(100, 2, 1.0f, 20);
+  const Matrix<float> wide = uniform_rows(100, 3, 1.0f, 21);
+  CalibrationOptions bad_ratio;
+  bad_ratio.flow_ratio = 0;
+  CalibrationOptions bad_target;
+  bad_target.ceiling = CeilingChoice::target_acceptance(1.5);
+  const CalibrationOptions defaults;
+
+  EXPECT_THROW(calibrate(flow, data, bad_ratio), InvalidArgument);
+  EXPECT_THROW(calibrate(flow, data, bad_target), InvalidArgument);
+  EXPECT_THROW(calibrate(flow, wide, defaults), DataError);
+}
+
+}  // namespace
+}  // namespace nfcal
