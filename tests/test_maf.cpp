@@ -212,6 +212,35 @@ INSTANTIATE_TEST_SUITE_P(
                       FlowCase{9, 3, 30, 3, Activation::kTanh, Ordering::kRandom, false}),
     case_name);
 
+TEST(MafGradient, LargeBatchSplitAcrossThreadsMatchesFiniteDifferences) {
+  MafConfig config;
+  config.dim = 4;
+  config.hidden = 20;
+  config.activation = Activation::kTanh;
+  BasicMaf<double> flow(config);
+  randomize(flow, 31);
+  const Matrix<double> x = normal_rows<double>(300, 4, 12);  // more than one 128-row chunk
+  std::vector<double> grad(flow.num_parameters()), scratch(flow.num_parameters());
+  flow.loss_and_gradient(x.data(), x.rows(), grad.data());
+
+  const std::vector<bool> live = testing::unmasked_parameters(flow);
+  std::mt19937_64 engine(3);
+  int checked = 0;
+  while (checked < 25) {
+    const std::size_t index = engine() % flow.num_parameters();
+    if (!live[index]) continue;
+    const double saved = flow.parameters()[index];
+    flow.parameters()[index] = saved + 1e-5;
+    const double plus = flow.loss_and_gradient(x.data(), x.rows(), scratch.data());
+    flow.parameters()[index] = saved - 1e-5;
+    const double minus = flow.loss_and_gradient(x.data(), x.rows(), scratch.data());
+    flow.parameters()[index] = saved;
+    const double numeric = (plus - minus) / 2e-5;
+    EXPECT_NEAR(grad[index], numeric, 1e-7 + 1e-5 * std::fabs(numeric)) << "parameter " << index;
+    ++checked;
+  }
+}
+
 // --- Structure of a single MADE layer --------------------------------------------------------
 
 TEST(MadeLayer, JacobianIsTriangularInTheLayersOrder) {

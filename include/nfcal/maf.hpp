@@ -166,6 +166,9 @@ class BasicMaf {
 
   void build_layout();
   void initialize_weights();
+  // loss_and_gradient on rows that are processed together in one thread.
+  double chunk_loss_and_gradient(const T* x, std::size_t n, T* grad,
+                                 BatchStatistics* statistics) const;
   // One MADE layer (and the batch norm after it) of the density pass over a tile of rows.
   void forward_layer(std::size_t layer, const detail::MadeBands& bands, int activation, T bound,
                      int rows, T* z, double* log_det, std::vector<T>& y,

@@ -20,6 +20,9 @@ namespace nfcal {
 
 namespace {
 
+// Rows per gradient chunk when a batch is split among threads.
+constexpr std::size_t kGradientChunkRows = 128;
+
 template <typename T>
 struct LayerCache {
   std::vector<T> y;      // (n, D) layer input in the layer's order
@@ -49,6 +52,45 @@ double BasicMaf<T>::loss_and_gradient(const T* x, std::size_t n_rows, T* grad,
   if (!batch_norm_.empty() && n_rows < 2) {
     throw InvalidArgument("loss_and_gradient: batch normalization needs at least 2 rows");
   }
+
+  // Without batch normalization rows are independent: fixed chunks of rows run on separate
+  // threads and their gradients are summed in chunk order, so the result does not depend on
+  // the thread count. Batch statistics couple all rows, so a batch-norm flow runs whole.
+  const std::size_t chunks = (n_rows + kGradientChunkRows - 1) / kGradientChunkRows;
+  if (!batch_norm_.empty() || chunks < 2) {
+    return chunk_loss_and_gradient(x, n_rows, grad, statistics);
+  }
+  const std::size_t n_params = parameters_.size();
+  std::vector<T> chunk_grads(chunks * n_params);
+  std::vector<double> chunk_losses(chunks);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c) {
+    const std::size_t first = static_cast<std::size_t>(c) * kGradientChunkRows;
+    const std::size_t rows = std::min(kGradientChunkRows, n_rows - first);
+    chunk_losses[c] = chunk_loss_and_gradient(x + first * config_.dim, rows,
+                                              chunk_grads.data() + c * n_params, nullptr);
+  }
+
+  // Means over chunks weighted by their rows give the mean over the batch.
+  double loss = 0;
+  std::fill(grad, grad + n_params, T(0));
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const std::size_t rows = std::min(kGradientChunkRows, n_rows - c * kGradientChunkRows);
+    const T weight = static_cast<T>(static_cast<double>(rows) / static_cast<double>(n_rows));
+    loss += chunk_losses[c] * rows / static_cast<double>(n_rows);
+    const T* chunk_grad = chunk_grads.data() + c * n_params;
+    for (std::size_t i = 0; i < n_params; ++i) grad[i] += weight * chunk_grad[i];
+  }
+  if (statistics) {
+    statistics->mean.clear();
+    statistics->var.clear();
+  }
+  return loss;
+}
+
+template <typename T>
+double BasicMaf<T>::chunk_loss_and_gradient(const T* x, std::size_t n_rows, T* grad,
+                                            BatchStatistics* statistics) const {
   const int n = static_cast<int>(n_rows);
   const int dim = config_.dim;
   const int activation = static_cast<int>(config_.activation);
