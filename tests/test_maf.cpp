@@ -182,7 +182,9 @@ TEST_P(MafContract, AnalyticGradientsMatchFiniteDifferencesForEveryTensor) {
       ++checked;
     }
     // With D = 1 no output can see a hidden unit, so only the output biases are live.
-    if (c.dim > 1) EXPECT_GT(checked, 0) << "no live entry found in " << tensor.name;
+    if (c.dim > 1) {
+      EXPECT_GT(checked, 0) << "no live entry found in " << tensor.name;
+    }
   }
 }
 
