@@ -1,0 +1,146 @@
+// Shared command plumbing: common options, logging, and early checks on paths.
+#include "cli/common.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "nfcal/csv.hpp"
+#include "nfcal/error.hpp"
+#include "nfcal/maf.hpp"
+
+namespace nfcal::cli {
+namespace {
+
+// The folder that holds `path` ("." for a bare file name).
+std::string folder_of(const std::string& path) {
+  const std::size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Logs go to stderr, so stdout carries only results.
+void install_logger() {
+  if (spdlog::get("nfcal")) return;
+  auto logger = spdlog::stderr_color_mt("nfcal");
+  logger->set_pattern("[%H:%M:%S %^%l%$] %v");
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+void add_common_options(CLI::App* command, CommonOptions* options, bool with_seed) {
+  command->add_option("--device", options->device,
+                      "where to compute: cpu, cuda, cuda:N, or auto (a GPU when there is one)")
+      ->capture_default_str();
+  command->add_option("--threads", options->threads, "CPU threads; 0 uses every core")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  if (with_seed) {
+    command->add_option("--seed", options->seed, "random seed; equal seeds give equal results")
+        ->capture_default_str();
+  }
+  command->add_flag("--quiet", options->quiet, "log warnings and errors only");
+  command->add_flag("--verbose", options->verbose, "log debugging detail");
+}
+
+Runtime apply_common_options(const CommonOptions& options) {
+  // Logging first, so everything after it can report.
+  install_logger();
+  if (options.quiet && options.verbose) {
+    throw InvalidArgument("--quiet and --verbose cannot be used together");
+  }
+  spdlog::set_level(options.quiet     ? spdlog::level::warn
+                    : options.verbose ? spdlog::level::debug
+                                      : spdlog::level::info);
+
+  Runtime runtime;
+  set_num_threads(options.threads);
+  runtime.threads = num_threads();
+  runtime.device = Device::parse(options.device);
+  return runtime;
+}
+
+void log_configuration(const std::string& command,
+                       const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string line = "nfcal " + command + ":";
+  for (const auto& [key, value] : fields) line += " " + key + "=" + value;
+  spdlog::info("{}", line);
+}
+
+Matrix<float> load_rows(const std::string& path, int dim, const std::string& role) {
+  Matrix<float> x = read_table_float(path);
+  if (x.rows() == 0) throw DataError(path + ": no rows (" + role + ")");
+  if (dim > 0 && x.cols() != static_cast<std::size_t>(dim)) {
+    throw DataError(path + ": " + std::to_string(x.cols()) + " columns, but the model has " +
+                    std::to_string(dim));
+  }
+  check_rows(x, static_cast<int>(x.cols()), path);
+  return x;
+}
+
+void check_output_path(const std::string& path) {
+  // A folder where the file should go, or a folder that is missing, fails at once.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    throw FileError("cannot write '" + path + "': it is a folder");
+  }
+  const std::string folder = folder_of(path);
+  if (::stat(folder.c_str(), &info) != 0) {
+    throw FileError("cannot write '" + path + "': folder '" + folder + "' does not exist");
+  }
+  if (!S_ISDIR(info.st_mode)) {
+    throw FileError("cannot write '" + path + "': '" + folder + "' is not a folder");
+  }
+
+  // Creating (and removing) a probe file is the only reliable test of write permission.
+  const std::string probe = path + ".probe-" + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw FileError("cannot write '" + path + "': " + std::strerror(errno));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+void check_table_extension(const std::string& path, const std::string& option) {
+  if (!is_table_path(path)) {
+    throw FileError(option + " '" + path + "': unsupported file type; use .npy or .csv");
+  }
+}
+
+void make_folder(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error || !std::filesystem::is_directory(path)) {
+    throw FileError("cannot create folder '" + path + "'" +
+                    (error ? ": " + error.message() : std::string(": a file is in the way")));
+  }
+}
+
+EpochCallback epoch_logger() {
+  return [](const EpochReport& report) {
+    spdlog::info("epoch={}/{} train_ll={:.4f} validation_ll={:.4f} seconds={:.2f}{}",
+                 report.epoch, report.epochs, report.train_log_likelihood,
+                 report.validation_log_likelihood, report.seconds,
+                 report.improved ? " best" : "");
+  };
+}
+
+std::string format_number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.6g", value);
+  return buffer;
+}
+
+}  // namespace nfcal::cli

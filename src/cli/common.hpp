@@ -1,0 +1,71 @@
+// Option plumbing shared by every nfcal subcommand: the common options (--device, --threads,
+// --seed, --quiet, --verbose), logging, the one-line configuration summary, and the checks on
+// input and output paths that let a command fail before doing any long work.
+//
+// A command lives in src/cli/cmd_<name>.cpp as one function, add_<name>_command(CLI::App&),
+// listed in commands.hpp and registered in main.cpp. It creates its subcommand, binds its
+// options into a struct, and sets a callback that does the work; errors are thrown as
+// nfcal::Error and reported by main().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "nfcal/device.hpp"
+#include "nfcal/matrix.hpp"
+#include "nfcal/train.hpp"
+
+namespace nfcal::cli {
+
+/// Options every command shares.
+struct CommonOptions {
+  std::string device = "auto";
+  int threads = 0;  // 0: all cores
+  std::uint64_t seed = 0;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+/// What a command's common options resolve to.
+struct Runtime {
+  Device device;
+  int threads = 0;  // the resolved count
+};
+
+/// Adds --device, --threads, --seed (when with_seed), --quiet and --verbose to `command`.
+void add_common_options(CLI::App* command, CommonOptions* options, bool with_seed = true);
+
+/// Sets the log level, the thread count and parses the device. Throws InvalidArgument naming
+/// the option at fault (a CUDA device this build or machine lacks, a negative thread count).
+Runtime apply_common_options(const CommonOptions& options);
+
+/// Logs the resolved configuration of `command` once, as one line of key=value pairs.
+void log_configuration(const std::string& command,
+                       const std::vector<std::pair<std::string, std::string>>& fields);
+
+/// Reads a table (.npy or .csv) as float32 rows and checks it: rows present, `dim` columns
+/// (any number when dim is 0), every value finite. Messages name the file, and the row and
+/// column of a NaN or Inf. `role` says what the file is for ("training data").
+Matrix<float> load_rows(const std::string& path, int dim, const std::string& role);
+
+/// Throws FileError naming `path` unless a file can be created there: its folder must exist
+/// and accept new files, and `path` must not be a folder. Nothing is left behind.
+void check_output_path(const std::string& path);
+
+/// Throws FileError unless `path` ends in .npy or .csv, naming the option.
+void check_table_extension(const std::string& path, const std::string& option);
+
+/// Creates folder `path` and its parents when missing. Throws FileError naming it otherwise.
+void make_folder(const std::string& path);
+
+/// The epoch callback for nfcal::fit: one log line per epoch.
+EpochCallback epoch_logger();
+
+/// A number in a short, stable text form for logs and summaries ("%.6g").
+std::string format_number(double value);
+
+}  // namespace nfcal::cli
