@@ -58,9 +58,11 @@ NFCAL_HD Words4 keyed_words(std::uint64_t seed, std::uint64_t index, std::uint32
                        static_cast<std::uint32_t>(seed >> 32));
 }
 
-/// A uniform float strictly inside (0, 1): the top 24 bits, centred in their cell.
+/// A uniform float strictly inside (0, 1): the top 23 bits, centred in their cell, so the
+/// values run from 2^-24 to 1 - 2^-24, all exactly representable (with 24 bits the largest
+/// value, 1 - 2^-25, would round to 1).
 NFCAL_HD float uniform_open01(std::uint32_t word) {
-  return static_cast<float>(word >> 8) * 5.9604644775390625e-8f + 2.98023223876953125e-8f;
+  return static_cast<float>(word >> 9) * 1.1920928955078125e-7f + 5.9604644775390625e-8f;
 }
 
 /// Box-Muller: two uniforms in (0, 1) to two independent standard normals.
