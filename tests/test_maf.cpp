@@ -208,6 +208,7 @@ TEST_P(MafContract, MaskedWeightsReceiveNoGradient) {
 INSTANTIATE_TEST_SUITE_P(
     Architectures, MafContract,
     ::testing::Values(FlowCase{1, 2, 8, 1, Activation::kRelu, Ordering::kReversed, false},
+                      FlowCase{4, 3, 16, 2, Activation::kRelu, Ordering::kRandom, true},
                       FlowCase{2, 3, 16, 2, Activation::kTanh, Ordering::kReversed, false},
                       FlowCase{5, 4, 12, 2, Activation::kElu, Ordering::kRandom, true},
                       FlowCase{7, 2, 4, 1, Activation::kTanh, Ordering::kReversed, true},

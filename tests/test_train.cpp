@@ -63,7 +63,7 @@ TEST(Training, TwoMoonsLogLikelihoodImprovesSteadily) {
   TrainConfig training;
   training.epochs = 40;
   training.batch_size = 128;
-  training.learning_rate = 2e-3;
+  training.learning_rate = 1e-3;
   training.patience = 40;
 
   std::vector<double> checkpoints;
@@ -79,7 +79,7 @@ TEST(Training, TwoMoonsLogLikelihoodImprovesSteadily) {
   EXPECT_GT(checkpoints.back(), checkpoints.front() + 0.3);
 
   // A single Gaussian fitted to two moons scores about -1.9 nats; the flow must do far better.
-  EXPECT_GT(mean_of(flow.log_prob(test)), -1.2);
+  EXPECT_GT(mean_of(flow.log_prob(test)), -0.8);
   EXPECT_EQ(result.epochs_run, 40);
 }
 

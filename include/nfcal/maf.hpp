@@ -44,7 +44,7 @@ struct MafConfig {
   int layers = 5;               // number of MADE layers (flow steps)
   int hidden = 128;             // hidden units per hidden layer of each MADE
   int hidden_layers = 2;        // hidden layers per MADE
-  Activation activation = Activation::kRelu;
+  Activation activation = Activation::kTanh;  // relu (the published choice) trains less stably
   Ordering ordering = Ordering::kReversed;  // how the order changes from layer to layer
   bool batch_norm = false;      // batch normalization after every MADE layer but the last
   double max_log_scale = 6.0;   // B in alpha = B * tanh(raw / B)

@@ -21,7 +21,7 @@ struct FitOptions {
   std::string out;
   MafConfig maf;
   TrainConfig train;
-  std::string activation = "relu";
+  std::string activation = "tanh";
   std::string ordering = "reversed";
 };
 
