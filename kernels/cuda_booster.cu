@@ -77,10 +77,15 @@ CudaBooster::CudaBooster(const std::vector<char>& model, int dim, double balance
   }
   BoosterHandle handle = nullptr;
   check_xgboost(XGBoosterCreate(nullptr, 0, &handle), "BoosterCreate");
+  try {
+    check_xgboost(XGBoosterLoadModelFromBuffer(handle, model.data(), model.size()),
+                  "LoadModelFromBuffer");
+    set_device_params(handle, device);
+  } catch (...) {
+    XGBoosterFree(handle);  // the destructor does not run for a throwing constructor
+    throw;
+  }
   handle_ = handle;
-  check_xgboost(XGBoosterLoadModelFromBuffer(handle, model.data(), model.size()),
-                "LoadModelFromBuffer");
-  set_device_params(handle, device);
 }
 
 CudaBooster::~CudaBooster() {

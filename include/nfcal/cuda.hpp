@@ -10,7 +10,8 @@
 // Streams: functions taking device pointers enqueue their work on `stream` (nullptr is the
 // legacy default stream) and return without waiting, unless documented otherwise. Functions
 // taking or returning host containers synchronize before they return. Objects are not safe to
-// use from several host threads at once; use one object per thread.
+// use from several host threads at once, and one object's calls on different streams must not
+// overlap (they share scratch memory); use one object per thread or per stream.
 //
 //     nfcal::CudaMaf gpu(flow);                       // copies flow's parameters to GPU 0
 //     std::vector<float> lp = gpu.log_prob(x);        // x: Matrix<float> (n, D) on the host
@@ -25,6 +26,7 @@
 
 #include "nfcal/maf.hpp"
 #include "nfcal/matrix.hpp"
+#include "nfcal/train.hpp"
 
 struct CUstream_st;  // the CUDA runtime's stream type (cudaStream_t is CUstream_st*)
 
@@ -81,6 +83,52 @@ class CudaMaf {
   struct Impl;
   /// Internal state, for the sampler in the same library.
   const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Maximum-likelihood training steps on the GPU: the objective and gradient of
+/// BasicMaf::loss_and_gradient and the optimizer step of fit() (global-norm clipping, Adam
+/// with decoupled weight decay), on a device copy of the flow's flat parameters. Early
+/// stopping and validation stay with the caller:
+///
+///     nfcal::CudaTrainer trainer(flow, config);
+///     for (int epoch = 1; epoch <= config.epochs; ++epoch) {
+///       trainer.train_epoch(d_train, n, my_permutation(n, epoch));
+///       trainer.copy_to(flow);  // then validate on the CPU or with CudaMaf
+///     }
+class CudaTrainer {
+ public:
+  /// Copies flow (parameters, running statistics, standardization) to device `device`, with
+  /// zero Adam moments. Throws InvalidArgument for an invalid config or a missing device.
+  CudaTrainer(const Maf& flow, TrainConfig config, int device = 0);
+  ~CudaTrainer();
+  CudaTrainer(const CudaTrainer&) = delete;
+  CudaTrainer& operator=(const CudaTrainer&) = delete;
+
+  std::size_t num_parameters() const;
+
+  /// Mean negative log-likelihood of d_x (n, D) on the device, batch statistics in batch
+  /// norm, and its gradient into d_grad (num_parameters()) on the device. Synchronizes.
+  /// Throws InvalidArgument for an empty batch, or fewer than 2 rows with batch norm.
+  double loss_and_gradient(const float* d_x, std::size_t n, float* d_grad,
+                           BatchStatistics* statistics = nullptr);
+  /// Host convenience: x (n, D) in, gradient out in grad (resized).
+  double loss_and_gradient(const Matrix<float>& x, std::vector<float>& grad,
+                           BatchStatistics* statistics = nullptr);
+
+  /// One epoch over device rows d_rows (n, D) visited in `order` (a permutation of 0..n-1),
+  /// in minibatches of config.batch_size as fit() makes them: gradient, clipping, Adam step,
+  /// running-statistics update. Returns the mean training loss. Throws Error when the loss
+  /// is not finite.
+  double train_epoch(const float* d_rows, std::size_t n, const std::vector<std::uint32_t>& order);
+
+  /// Writes the current parameters and running statistics into flow, which must have the
+  /// same architecture (InvalidArgument otherwise).
+  void copy_to(Maf& flow) const;
+
+  struct Impl;
 
  private:
   std::unique_ptr<Impl> impl_;
