@@ -21,8 +21,8 @@ struct FitOptions {
   std::string out;
   MafConfig maf;
   TrainConfig train;
-  std::string activation = "tanh";
-  std::string ordering = "reversed";
+  std::string activation = to_string(MafConfig{}.activation);
+  std::string ordering = to_string(MafConfig{}.ordering);
 };
 
 void run_fit(const FitOptions& options) {
