@@ -71,6 +71,8 @@ TEST_F(CsvTest, NonNumericAndEmptyCellsNameTheLineAndColumn) {
   EXPECT_EQ(csv_error("1,2\n3,abc\n"), "d.csv:2:2: 'abc' is not a number");
   EXPECT_EQ(csv_error("1,2\n,4\n"), "d.csv:2:1: empty cell");
   EXPECT_EQ(csv_error("1,2\n3,4x\n"), "d.csv:2:2: '4x' is not a number");
+  EXPECT_EQ(csv_error("1,2\n3,1e999\n"), "d.csv:2:2: '1e999' is out of range");
+  EXPECT_EQ(csv_error("-1e999,2\n"), "d.csv:1:1: '-1e999' is out of range");
 }
 
 TEST_F(CsvTest, NanAndInfinityAreReadForLaterChecks) {

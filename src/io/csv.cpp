@@ -34,14 +34,16 @@ std::vector<std::string> split_cells(const std::string& line) {
   return cells;
 }
 
-// Parses a whole cell as a double; false when anything but a number is there.
-bool parse_number(const std::string& cell, double* value) {
-  if (cell.empty()) return false;
+// Parses a whole cell as a double: errc() on success, result_out_of_range for a number beyond
+// double's range, invalid_argument for anything else.
+std::errc parse_cell(const std::string& cell, double* value) {
+  if (cell.empty()) return std::errc::invalid_argument;
   const char* begin = cell.data();
   if (*begin == '+') ++begin;  // from_chars does not take a leading plus
   const char* end = cell.data() + cell.size();
   const auto result = std::from_chars(begin, end, *value);
-  return result.ec == std::errc() && result.ptr == end;
+  if (result.ptr != end) return std::errc::invalid_argument;
+  return result.ec;
 }
 
 // A header cell with surrounding quotes removed.
@@ -111,13 +113,16 @@ Matrix<double> decode_csv(const std::string& text, const std::string& source_nam
     if (trim(line).empty()) continue;
     const std::vector<std::string> cells = split_cells(line);
 
-    // The first non-blank line is a header when any cell is not a number.
+    // The first non-blank line is a header when any cell is not a number (a number out of
+    // range is still a number, reported below).
     if (first_line == 0) {
       first_line = line_number;
       cols = cells.size();
       double ignored = 0;
       bool numeric = true;
-      for (const std::string& cell : cells) numeric = numeric && parse_number(cell, &ignored);
+      for (const std::string& cell : cells) {
+        numeric = numeric && parse_cell(cell, &ignored) != std::errc::invalid_argument;
+      }
       if (!numeric) {
         for (const std::string& cell : cells) names.push_back(unquote(cell));
         continue;
@@ -132,10 +137,13 @@ Matrix<double> decode_csv(const std::string& text, const std::string& source_nam
     }
     for (std::size_t c = 0; c < cells.size(); ++c) {
       double value = 0;
-      if (!parse_number(cells[c], &value)) {
-        throw DataError(where + ":" + std::to_string(c + 1) + ": " +
-                        (cells[c].empty() ? std::string("empty cell")
-                                          : "'" + cells[c] + "' is not a number"));
+      const std::errc status = parse_cell(cells[c], &value);
+      if (status != std::errc()) {
+        const std::string problem =
+            cells[c].empty()                            ? std::string("empty cell")
+            : status == std::errc::result_out_of_range ? "'" + cells[c] + "' is out of range"
+                                                        : "'" + cells[c] + "' is not a number";
+        throw DataError(where + ":" + std::to_string(c + 1) + ": " + problem);
       }
       values.push_back(value);
     }
