@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Reads the JSON files scripts/compare.sh wrote into one folder and prints Markdown tables:
+the ratios nfcal / baseline for the five compared quantities, the per-size rows, and the
+equal-work checks. Usage: compare_table.py FOLDER"""
+
+import json
+import os
+import sys
+
+
+def load(folder, name):
+    with open(os.path.join(folder, name)) as handle:
+        return json.load(handle)
+
+
+def bench_rows(bench):
+    """nfcal_bench results by name, items per second."""
+    return {row["name"]: row.get("items_per_second") for row in bench["benchmarks"]}
+
+
+def bench_rate(rows, kind, dim, hidden):
+    return rows.get("BM_Maf%s/D:%d/hidden:%d/real_time" % (kind, dim, hidden))
+
+
+def fmt(value, digits=3):
+    """A rate or time with about `digits` significant figures and thousands separators."""
+    if value is None:
+        return "n/a"
+    if value >= 100:
+        return "{:,.0f}".format(value)
+    return "{:.{}g}".format(value, digits)
+
+
+def ratio(a, b):
+    return "n/a" if a is None or b is None or b == 0 else "%.2f" % (a / b)
+
+
+def main():
+    folder = sys.argv[1]
+    baseline = load(folder, "baseline.json")
+    calibration = baseline["calibration"]
+    nfcal_train = load(folder, "nfcal-train.json")
+    nfcal_cal = load(folder, "nfcal-calibrated.json")
+    rows = bench_rows(load(folder, "nfcal-bench.json"))
+    data = load(folder, "data.json")
+    checks = [json.loads(line) for line in open(os.path.join(folder, "checks.jsonl")) if line]
+
+    print("## nfcal / baseline, calibration workload\n")
+    print("Same flow weights and the same XGBoost model on both sides; %d threads.\n"
+          % baseline["threads"])
+    print("| quantity | nfcal | baseline | nfcal / baseline |")
+    print("|---|---|---|---|")
+    quantities = [
+        ("density rows/s", nfcal_cal["density_rows_per_s"], calibration["density_rows_per_s"]),
+        ("flow sampling rows/s", nfcal_cal["flow_sampling_rows_per_s"],
+         calibration["flow_sampling_rows_per_s"]),
+        ("classifier margin rows/s", nfcal_cal["margin_rows_per_s"],
+         calibration["margin_rows_per_s"]),
+        ("calibrated samples/s end to end", nfcal_cal["calibrated_samples_per_s"],
+         calibration["calibrated_samples_per_s"]),
+        ("flow training time to validation LL %.2f, s (lower is better)"
+         % nfcal_train["target"], nfcal_train["seconds"], calibration["training"]["seconds"]),
+    ]
+    for name, ours, theirs in quantities:
+        print("| %s | %s | %s | %s |" % (name, fmt(ours), fmt(theirs), ratio(ours, theirs)))
+    print()
+    print("Acceptance at ceiling log 2: nfcal %.3f, baseline %.3f. Training epochs to the "
+          "target: nfcal %s, baseline %s." % (
+              nfcal_cal["acceptance"], calibration["acceptance"], nfcal_train["epochs"],
+              calibration["training"]["epochs"]))
+    print("Test log-likelihood (nats): truth %.3f, baseline flow %.3f, baseline calibrated "
+          "%.3f." % (data["true_test_log_likelihood"], calibration["flow_test_log_likelihood"],
+                     calibration["calibrated_test_log_likelihood"]))
+    print()
+
+    print("## nfcal / baseline by size (nfcal_bench rows, random weights)\n")
+    print("| D, hidden | density nfcal | density baseline | ratio | sampling nfcal "
+          "| sampling baseline (batch) | ratio | training nfcal | training baseline | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size in baseline["sizes"]:
+        dim, hidden = size["dim"], size["hidden"]
+        density = bench_rate(rows, "LogProb", dim, hidden)
+        sampling = bench_rate(rows, "SampleDegreeOrdered", dim, hidden)
+        training = bench_rate(rows, "TrainStep", dim, hidden)
+        print("| %d, %d | %s | %s | %s | %s | %s (%d) | %s | %s | %s | %s |" % (
+            dim, hidden, fmt(density), fmt(size["density_rows_per_s"]),
+            ratio(density, size["density_rows_per_s"]), fmt(sampling),
+            fmt(size["sampling_rows_per_s"]), size["sampling_batch"],
+            ratio(sampling, size["sampling_rows_per_s"]), fmt(training),
+            fmt(size["training_rows_per_s"]), ratio(training, size["training_rows_per_s"])))
+    print()
+    margins = rows.get("BM_XGBoostMargins/500/real_time")
+    calibrated = rows.get("BM_CalibratedSampling/100000/real_time")
+    print("nfcal_bench's own calibration rows (its own flow and classifier): margins with 500 "
+          "trees %s rows/s, calibrated sampling %s samples/s." % (fmt(margins), fmt(calibrated)))
+    print()
+
+    print("## Equal work: the baseline's flows loaded into nfcal\n")
+    print("| flow | D | hidden | rows | max abs diff (float64) | max abs diff (float32) |")
+    print("|---|---|---|---|---|---|")
+    for check in checks:
+        print("| %s | %d | %d | %d | %.2e | %.2e |" % (
+            os.path.basename(check["flow"]), check["dim"], check["hidden"], check["rows"],
+            check["max_abs_diff_float64"], check["max_abs_diff_float32"]))
+    print()
+    print("BLAS: %s" % ", ".join("%s %s (%s)" % (b.get("internal_api"), b.get("version"),
+                                                 b.get("architecture"))
+                                 for b in baseline.get("blas") or [] if b.get("version")))
+
+
+if __name__ == "__main__":
+    main()
