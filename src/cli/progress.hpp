@@ -1,0 +1,40 @@
+// A one-line progress bar on stderr for long work (training epochs, sampling rounds). It draws
+// only when stderr is a terminal and logging is not quiet, so pipes, files and CI logs get the
+// parseable log lines instead and never carry carriage returns.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace nfcal::cli {
+
+/// True when progress bars are drawn: stderr is a terminal and the log level shows info.
+bool progress_bars_enabled();
+
+class ProgressBar {
+ public:
+  /// A bar named `label` counting to `total` steps; draws nothing when bars are disabled.
+  ProgressBar(std::string label, std::size_t total);
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+  /// Ends the line if the bar was drawn.
+  ~ProgressBar();
+
+  /// Whether this bar draws (otherwise callers log one line per step instead).
+  bool enabled() const { return enabled_; }
+  /// Moves the bar to `done` steps, with a short status (e.g. the last loss) after it.
+  void update(std::size_t done, const std::string& status = "");
+  /// Ends the bar's line; later updates are ignored.
+  void finish();
+
+ private:
+  std::string label_;
+  std::size_t total_;
+  bool enabled_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+}  // namespace nfcal::cli
