@@ -74,8 +74,8 @@ RunData builtin_data(const RunOptions& options, const DatasetInfo& info) {
 
   RunData data;
   data.name = info.name;
-  data.source = "built-in dataset '" + info.name + "' (" + info.description +
-                "), generated from seed " + std::to_string(options.common.seed);
+  data.source = "built-in dataset '" + info.name + "', " + info.description +
+                "; generated from seed " + std::to_string(options.common.seed);
   data.train = all.slice_rows(0, n_train).cast<float>();
   data.test = all.slice_rows(n_train, n_test).cast<float>();
   if (info.known_density) {
