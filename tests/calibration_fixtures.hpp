@@ -80,9 +80,8 @@ struct GaussianTarget {
 // A callback returning the same margin for every row.
 inline std::shared_ptr<CallbackClassifier> constant_classifier(int dim, float margin) {
   return std::make_shared<CallbackClassifier>(
-      dim, [margin](const float*, std::size_t n, int, float* out) {
-        std::fill(out, out + n, margin);
-      });
+      dim,
+      [margin](const float*, std::size_t n, int, float* out) { std::fill(out, out + n, margin); });
 }
 
 // sup |F_n - F| of column `col` of x against the cdf F.

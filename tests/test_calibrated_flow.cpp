@@ -1,20 +1,21 @@
 // The calibrated density against exact references (zero, constant and known log ratios), the
 // ceiling choices, the bundle file and its validation, and calibrate() with XGBoost on 2-D data.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
 
-#include "calibration_fixtures.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/evaluate.hpp"
 #include "nfcal/model_file.hpp"
 #include "nfcal/train.hpp"
+
+#include "calibration_fixtures.hpp"
 
 namespace nfcal {
 namespace {
@@ -144,8 +145,8 @@ TEST(CalibratedFlow, MismatchedClassifierDimensionIsRejected) {
 }
 
 TEST(CalibratedFlow, NaNMarginsFromAUserClassifierAreADataError) {
-  const auto clf = std::make_shared<CallbackClassifier>(
-      2, [](const float* x, std::size_t n, int, float* out) {
+  const auto clf =
+      std::make_shared<CallbackClassifier>(2, [](const float* x, std::size_t n, int, float* out) {
         for (std::size_t i = 0; i < n; ++i) out[i] = x[2 * i] > 1.0f ? std::nanf("") : 0.0f;
       });
   const CalibratedFlow model(broad_gaussian_flow(2, 1.0), clf, 1.0, LogZEstimate{});
@@ -184,10 +185,10 @@ class CalibratedBundle : public ::testing::Test {
     options.log_z_samples = 20000;
     options.ceiling = CeilingChoice::fixed(1.0);
     const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
-    const Matrix<float> data = sample_calibrated(
-        CalibratedFlow(*flow_, target.classifier(), kInf, LogZEstimate{},
-                       target.max_log_ratio() + 0.01),
-        3000, {/*seed=*/9});
+    const Matrix<float> data =
+        sample_calibrated(CalibratedFlow(*flow_, target.classifier(), kInf, LogZEstimate{},
+                                         target.max_log_ratio() + 0.01),
+                          3000, {/*seed=*/9});
     model_ = std::make_unique<CalibratedFlow>(calibrate(*flow_, data, options));
   }
   static void TearDownTestSuite() {
@@ -218,7 +219,8 @@ TEST_F(CalibratedBundle, SavesAndLoadsToTheSameDensityAndSamples) {
   EXPECT_DOUBLE_EQ(back.log_z_se(), model_->log_z_se());
   SamplerOptions sampler;
   sampler.seed = 3;
-  EXPECT_EQ(loaded.sample(500, sampler).values(), sample_calibrated(*model_, 500, sampler).values());
+  EXPECT_EQ(loaded.sample(500, sampler).values(),
+            sample_calibrated(*model_, 500, sampler).values());
   EXPECT_NE(back.metadata_json().find("\"xgboost_version\""), std::string::npos);
   EXPECT_NE(back.metadata_json().find("\"data_rows\":3000"), std::string::npos);
   std::remove(path.c_str());
@@ -347,8 +349,8 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodAndEmptiesTheGapBetweenBlobs) {
   const double flow_gap = gap_share(c.flow.sample(20000, 16));
   const double calibrated_gap = gap_share(sample_calibrated(c.model, 20000, {/*seed=*/16}));
   EXPECT_GT(flow_gap, 0.01) << "the under-trained flow should bridge the modes";
-  EXPECT_LT(calibrated_gap, 0.6 * flow_gap) << "flow " << flow_gap << " calibrated "
-                                            << calibrated_gap;
+  EXPECT_LT(calibrated_gap, 0.6 * flow_gap)
+      << "flow " << flow_gap << " calibrated " << calibrated_gap;
 }
 
 TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {

@@ -1,15 +1,16 @@
 // The classifier interface, the callback classifier, the log Z estimator and the shared
 // accept/reject arithmetic, checked against direct double-precision references.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
 
-#include "common/accept.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/classifier.hpp"
 #include "nfcal/error.hpp"
+
+#include "common/accept.hpp"
 
 namespace nfcal {
 namespace {

@@ -1,17 +1,18 @@
 // The rejection sampler: every candidate accepted when P = Q, exact draws from a known target,
 // draws from the clipped density at the predicted rate, independence from batch size, and the
 // candidate cap.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
-#include "calibration_fixtures.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/rejection_sampler.hpp"
+
+#include "calibration_fixtures.hpp"
 
 namespace nfcal {
 namespace {
@@ -58,8 +59,7 @@ TEST(RejectionSampler, KnownRatioDrawsPassKolmogorovSmirnovAndMomentsAgainstTheT
 
   for (int d = 0; d < 2; ++d) {
     const double mean = kTarget.mean[d], sd = kTarget.sd[d];
-    EXPECT_LT(ks_distance(x, d, [&](double v) { return normal_cdf(v, mean, sd); }),
-              ks_critical(n))
+    EXPECT_LT(ks_distance(x, d, [&](double v) { return normal_cdf(v, mean, sd); }), ks_critical(n))
         << "column " << d;
     const auto [m, var] = column_moments(x, d);
     EXPECT_NEAR(m, mean, 4 * sd / std::sqrt(n)) << "column " << d;

@@ -1,12 +1,12 @@
 // XGBoostClassifier through the C API: margins against a known log density ratio, the class
 // balance, held-out tree selection, model bytes, and errors that carry XGBoost's message.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "nfcal/error.hpp"
 #include "nfcal/xgboost_classifier.hpp"
@@ -89,6 +89,24 @@ TEST(XGBoostClassifier, StopsEarlyWhenHeldOutGainStopsGrowing) {
   EXPECT_EQ(report.heldout_data_rows, 300u);
   EXPECT_EQ(report.heldout_flow_rows, 300u);
   EXPECT_EQ(report.heldout_data_margins.size(), 300u);
+}
+
+TEST(XGBoostClassifier, NoEarlyStoppingKeepsEveryTree) {
+  const Matrix<float> data = gaussian_rows(600, 2, 0.0f, 19);
+  const Matrix<float> flow = gaussian_rows(600, 2, 0.0f, 20);
+  XGBoostParams p = small_params();
+  p.trees = 40;
+  p.early_stopping_rounds = 0;
+  XGBoostTrainReport report;
+
+  const XGBoostClassifier clf = XGBoostClassifier::train(data, flow, p, {}, &report);
+
+  EXPECT_EQ(clf.num_trees(), 40);
+  EXPECT_EQ(report.trees_kept, 40);
+  EXPECT_DOUBLE_EQ(report.best_score, report.score_history.back());
+  const Matrix<float> probe = gaussian_rows(10, 2, 0.0f, 21);
+  std::vector<float> out(10);
+  EXPECT_THROW(clf.margins(probe.data(), 10, out.data(), 41), InvalidArgument);
 }
 
 TEST(XGBoostClassifier, KeptTreesMaximizeTheSelectionScore) {

@@ -49,9 +49,9 @@ struct CeilingChoice {
 };
 
 struct CalibrationOptions {
-  XGBoostParams classifier;            // its seed also drives the held-out split
-  double flow_ratio = 1.0;             // flow rows per data row, n0 / n1
-  CeilingChoice ceiling;               // default: auto
+  XGBoostParams classifier;  // its seed also drives the held-out split
+  double flow_ratio = 1.0;   // flow rows per data row, n0 / n1
+  CeilingChoice ceiling;     // default: auto
   std::vector<double> ceiling_grid{0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0};  // for auto
   double auto_min_acceptance = 0.05;   // auto skips ceilings predicted to accept less
   double bound_slack = 0.1;            // no ceiling: bound = max sampled margin + this
@@ -65,13 +65,13 @@ struct CalibrationOptions {
 /// What calibration did, for logs and reports.
 struct CalibrationReport {
   XGBoostTrainReport classifier;
-  double ceiling = 0;                    // the chosen L (may be +infinity)
+  double ceiling = 0;                                    // the chosen L (may be +infinity)
   std::vector<std::pair<double, double>> ceiling_gains;  // auto: (L, held-out gain) per grid L
-  double heldout_flow_log_likelihood = 0;        // mean over held-out data rows, nats
-  double heldout_calibrated_log_likelihood = 0;  // the same for the calibrated model
-  double heldout_gain = 0;       // calibrated minus flow, nats per row
-  double heldout_gain_se = 0;    // its standard error
-  bool improved = false;         // heldout_gain > 0
+  double heldout_flow_log_likelihood = 0;                // mean over held-out data rows, nats
+  double heldout_calibrated_log_likelihood = 0;          // the same for the calibrated model
+  double heldout_gain = 0;                               // calibrated minus flow, nats per row
+  double heldout_gain_se = 0;                            // its standard error
+  bool improved = false;                                 // heldout_gain > 0
   LogZEstimate log_z;
   double acceptance_predicted = 0;
   bool exact_sampling = true;
@@ -97,7 +97,7 @@ class CalibratedFlow {
   std::shared_ptr<const Classifier> classifier_ptr() const { return classifier_; }
   int dim() const { return flow_.dim(); }
 
-  double ceiling() const { return ceiling_; }               // may be +infinity
+  double ceiling() const { return ceiling_; }                // may be +infinity
   bool exact_sampling() const;                               // ceiling is finite
   double sampling_bound() const { return sampling_bound_; }  // L of the accept test
   double log_z() const { return log_z_.log_z; }

@@ -74,11 +74,11 @@ void check_margins(const float* margins, std::size_t n, const std::string& who);
 /// Monte Carlo estimate of log Z_L = log E_{x~P}[exp(min(m(x), L))] from margins of fresh
 /// flow samples, by a log-mean-exp that cannot overflow.
 struct LogZEstimate {
-  double log_z = 0;          // log of the sample mean of w = exp(min(m, L))
-  double se = 0;             // delta-method standard error: sd(w) / (sqrt(n) mean(w))
-  double ess = 0;            // effective sample size (sum w)^2 / sum w^2
+  double log_z = 0;  // log of the sample mean of w = exp(min(m, L))
+  double se = 0;     // delta-method standard error: sd(w) / (sqrt(n) mean(w))
+  double ess = 0;    // effective sample size (sum w)^2 / sum w^2
   std::size_t samples = 0;
-  double max_margin = 0;     // largest unclipped margin seen
+  double max_margin = 0;  // largest unclipped margin seen
 };
 
 /// log Z_L from n margins; ceiling may be +infinity. Throws InvalidArgument when n == 0 and
@@ -90,7 +90,7 @@ LogZEstimate estimate_log_z(const float* margins, std::size_t n, double ceiling)
 /// The first term is the calibrated log-likelihood minus the flow's on held-out data (the flow's
 /// own log density cancels); the second is log Z_L estimated on held-out flow samples. Positive
 /// when calibration helps. Throws InvalidArgument when either vector is empty.
-double heldout_gain(const std::vector<float>& data_margins,
-                    const std::vector<float>& flow_margins, double ceiling);
+double heldout_gain(const std::vector<float>& data_margins, const std::vector<float>& flow_margins,
+                    double ceiling);
 
 }  // namespace nfcal

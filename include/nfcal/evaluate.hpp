@@ -13,10 +13,10 @@
 namespace nfcal {
 
 struct EvaluateOptions {
-  std::uint64_t seed = 0;              // flow rows for AUC/log-loss and the sampling run
+  std::uint64_t seed = 0;                  // flow rows for AUC/log-loss and the sampling run
   std::size_t acceptance_samples = 10000;  // accepted samples drawn to measure acceptance;
                                            // 0 skips the sampling run
-  std::size_t max_candidates = 0;      // cap of that run (0: the sampler's default)
+  std::size_t max_candidates = 0;          // cap of that run (0: the sampler's default)
 };
 
 /// Every number is in nats; a number that does not apply (a plain flow has no classifier, an
@@ -26,13 +26,13 @@ struct Evaluation {
   bool calibrated = false;
   double flow_log_likelihood = 0, flow_log_likelihood_se = 0;
   double calibrated_log_likelihood = 0, calibrated_log_likelihood_se = 0;
-  double auc = 0;        // test rows against as many fresh flow samples, unclipped margins
-  double log_loss = 0;   // mean binary cross-entropy of sigmoid(margin) on those rows
+  double auc = 0;       // test rows against as many fresh flow samples, unclipped margins
+  double log_loss = 0;  // mean binary cross-entropy of sigmoid(margin) on those rows
   double log_z = 0, log_z_se = 0;
-  double ceiling = 0;    // the model's L (NaN without a ceiling)
+  double ceiling = 0;  // the model's L (NaN without a ceiling)
   double acceptance_predicted = 0, acceptance_measured = 0;
   double ess = 0;
-  std::string note;      // e.g. why acceptance could not be measured
+  std::string note;  // e.g. why acceptance could not be measured
 
   /// A JSON object with exactly the keys flow_log_likelihood, flow_log_likelihood_se,
   /// calibrated_log_likelihood, calibrated_log_likelihood_se, auc, log_loss, log_z, log_z_se,

@@ -33,8 +33,8 @@ struct SamplerOptions {
 /// What a sampling run did and where its time went.
 struct SamplerReport {
   std::size_t requested = 0;
-  std::size_t candidates = 0;       // candidates drawn (and tested) in all rounds
-  std::size_t accepted = 0;         // accepted among them (at least requested on success)
+  std::size_t candidates = 0;  // candidates drawn (and tested) in all rounds
+  std::size_t accepted = 0;    // accepted among them (at least requested on success)
   std::size_t rounds = 0;
   double acceptance_measured = 0;   // accepted / candidates
   double acceptance_predicted = 0;  // Z_L / exp(L) from the model's log Z

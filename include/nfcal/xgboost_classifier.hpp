@@ -26,20 +26,20 @@ namespace nfcal {
 
 /// What people tune, with defaults that suit calibration on tabular data.
 struct XGBoostParams {
-  int trees = 500;                  // upper bound on boosting rounds
+  int trees = 500;  // upper bound on boosting rounds
   int max_depth = 6;
   double learning_rate = 0.1;
-  double subsample = 1.0;           // row fraction per tree, in (0, 1]
-  double colsample = 1.0;           // column fraction per tree, in (0, 1]
+  double subsample = 1.0;  // row fraction per tree, in (0, 1]
+  double colsample = 1.0;  // column fraction per tree, in (0, 1]
   double min_child_weight = 1.0;
-  double lambda = 1.0;              // L2 regularization of leaf weights
-  double alpha = 0.0;               // L1 regularization of leaf weights
-  int max_bin = 256;                // histogram bins per feature
-  int threads = 0;                  // 0: nfcal's thread count (num_threads())
-  std::uint64_t seed = 0;           // row and column subsampling, and the held-out split
-  int early_stopping_rounds = 50;   // 0: keep every tree
-  double validation_fraction = 0.2; // held out of both classes for tree selection
-  std::string device = "cpu";       // "cpu", "cuda" or "cuda:N"
+  double lambda = 1.0;               // L2 regularization of leaf weights
+  double alpha = 0.0;                // L1 regularization of leaf weights
+  int max_bin = 256;                 // histogram bins per feature
+  int threads = 0;                   // 0: nfcal's thread count (num_threads())
+  std::uint64_t seed = 0;            // row and column subsampling, and the held-out split
+  int early_stopping_rounds = 50;    // 0: keep every tree (scores are still reported)
+  double validation_fraction = 0.2;  // held out of both classes for tree selection
+  std::string device = "cpu";        // "cpu", "cuda" or "cuda:N"
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -49,9 +49,8 @@ struct XGBoostParams {
 
 /// Scores held-out margins (class balance removed): data rows' and flow rows'. Higher is
 /// better. Tree selection keeps the number of trees that maximizes it.
-using SelectionScore =
-    std::function<double(const std::vector<float>& data_margins,
-                         const std::vector<float>& flow_margins)>;
+using SelectionScore = std::function<double(const std::vector<float>& data_margins,
+                                            const std::vector<float>& flow_margins)>;
 
 /// What training did.
 struct XGBoostTrainReport {
@@ -62,7 +61,7 @@ struct XGBoostTrainReport {
   bool stopped_early = false;
   std::size_t train_data_rows = 0, train_flow_rows = 0;
   std::size_t heldout_data_rows = 0, heldout_flow_rows = 0;
-  double balance = 0;                 // log(n1 / n0) of the training rows
+  double balance = 0;  // log(n1 / n0) of the training rows
   double seconds = 0;
   // Held-out rows and their margins under the kept trees, for reports and ceiling choice.
   Matrix<float> heldout_data, heldout_flow;

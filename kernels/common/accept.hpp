@@ -78,9 +78,7 @@ struct LogSumExp {
   }
 
   /// log of the mean of exp(v).
-  NFCAL_HD double log_mean_exp() const {
-    return max + log(sum) - log(static_cast<double>(count));
-  }
+  NFCAL_HD double log_mean_exp() const { return max + log(sum) - log(static_cast<double>(count)); }
 
   /// Effective sample size of the weights exp(v): (sum w)^2 / sum w^2.
   NFCAL_HD double effective_sample_size() const { return sum * sum / sum_sq; }

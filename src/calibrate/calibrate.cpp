@@ -11,9 +11,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
@@ -43,8 +44,7 @@ std::uint64_t derived_seed(std::uint64_t seed, std::uint64_t purpose) {
 // min_acceptance (the smallest grid value when none does): (L, gain).
 std::pair<double, double> best_grid_ceiling(const std::vector<float>& data,
                                             const std::vector<float>& flow,
-                                            const std::vector<double>& grid,
-                                            double min_acceptance,
+                                            const std::vector<double>& grid, double min_acceptance,
                                             std::vector<std::pair<double, double>>* gains) {
   std::pair<double, double> best{kInf, -kInf};
   double smallest = kInf;
@@ -249,8 +249,8 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   // Flow samples to tell the data from: flow_ratio of them per data row.
   auto t = Clock::now();
   const auto flow_rows_count = std::max<std::size_t>(
-      2, static_cast<std::size_t>(std::llround(options.flow_ratio *
-                                               static_cast<double>(data.rows()))));
+      2, static_cast<std::size_t>(
+             std::llround(options.flow_ratio * static_cast<double>(data.rows()))));
   const Matrix<float> flow_rows = flow.sample(flow_rows_count, derived_seed(options.seed, 1));
   r.seconds_flow_samples = seconds_since(t);
 
@@ -277,8 +277,8 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
       ceiling = ceiling_for_acceptance(z_margins, options.ceiling.value);
       break;
     case CeilingChoice::Mode::kAuto:
-      ceiling = best_grid_ceiling(data_m, flow_m, options.ceiling_grid,
-                                  options.auto_min_acceptance, &r.ceiling_gains)
+      ceiling = best_grid_ceiling(data_m, flow_m, options.ceiling_grid, options.auto_min_acceptance,
+                                  &r.ceiling_gains)
                     .first;
       break;
   }

@@ -4,8 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "nfcal/error.hpp"
 
@@ -143,11 +144,10 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
                            source + ": classifier section: " + e.what());
   }
   if (classifier->num_features() != flow.dim()) {
-    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
-                           source + ": the classifier takes " +
-                               std::to_string(classifier->num_features()) +
-                               " features but the flow has dimension " +
-                               std::to_string(flow.dim()));
+    throw ModelFormatError(
+        ModelFormatError::Kind::kCorrupted,
+        source + ": the classifier takes " + std::to_string(classifier->num_features()) +
+            " features but the flow has dimension " + std::to_string(flow.dim()));
   }
 
   // The numbers of the density.
@@ -155,9 +155,8 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
   const double ceiling = clipped ? finite_field(header, "ceiling", source) : kInf;
   LogZEstimate log_z;
   log_z.log_z = finite_field(header, "log_z", source);
-  log_z.se = header.value("log_z_se", Json(nullptr)).is_number()
-                 ? header["log_z_se"].get<double>()
-                 : kInf;
+  log_z.se =
+      header.value("log_z_se", Json(nullptr)).is_number() ? header["log_z_se"].get<double>() : kInf;
   log_z.ess = header.value("ess", 0.0);
   log_z.samples = header.value("log_z_samples", std::size_t{0});
   log_z.max_margin = header.value("max_margin", 0.0);
@@ -205,9 +204,9 @@ AnyModel load_model(const std::string& path, int threads, const std::string& dev
   if (file.kind == kCalibratedKind) {
     return AnyModel(CalibratedFlow::decode(file, threads, device));
   }
-  throw ModelFormatError(ModelFormatError::Kind::kWrongKind,
-                         path + ": holds a model of kind '" + file.kind +
-                             "', expected 'flow' or 'calibrated'");
+  throw ModelFormatError(
+      ModelFormatError::Kind::kWrongKind,
+      path + ": holds a model of kind '" + file.kind + "', expected 'flow' or 'calibrated'");
 }
 
 }  // namespace nfcal

@@ -28,8 +28,7 @@ void check_margins(const float* margins, std::size_t n, const std::string& who) 
   }
 }
 
-CallbackClassifier::CallbackClassifier(int dim, Function function, double balance,
-                                       std::string name)
+CallbackClassifier::CallbackClassifier(int dim, Function function, double balance, std::string name)
     : dim_(dim), function_(std::move(function)), balance_(balance), name_(std::move(name)) {
   if (dim_ < 1) throw InvalidArgument("CallbackClassifier: dim must be >= 1");
   if (!function_) throw InvalidArgument("CallbackClassifier: the function is empty");

@@ -5,9 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "nfcal/error.hpp"
 #include "nfcal/train.hpp"
@@ -32,15 +33,17 @@ std::pair<double, double> mean_and_se(const std::vector<float>& v) {
 }
 
 // -log sigmoid(m), without overflow for large |m|.
-double softplus_neg(double m) { return m > 0 ? std::log1p(std::exp(-m)) : -m + std::log1p(std::exp(m)); }
+double softplus_neg(double m) {
+  return m > 0 ? std::log1p(std::exp(-m)) : -m + std::log1p(std::exp(m));
+}
 
 nlohmann::json number_or_null(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
 // The classifier metrics: AUC and balanced log-loss of test rows against flow samples.
-void classifier_metrics(const CalibratedFlow& model, const Matrix<float>& test,
-                        std::uint64_t seed, Evaluation* e) {
+void classifier_metrics(const CalibratedFlow& model, const Matrix<float>& test, std::uint64_t seed,
+                        Evaluation* e) {
   const Matrix<float> flow_rows = model.flow().sample(test.rows(), seed);
   const std::vector<float> positive = model.classifier().margins(test);
   const std::vector<float> negative = model.classifier().margins(flow_rows);
@@ -63,8 +66,7 @@ double area_under_curve(const std::vector<float>& positives, const std::vector<f
   all.reserve(positives.size() + negatives.size());
   for (const float s : positives) all.emplace_back(s, 1);
   for (const float s : negatives) all.emplace_back(s, 0);
-  std::sort(all.begin(), all.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   double rank_sum = 0;
   for (std::size_t i = 0; i < all.size();) {
     std::size_t j = i;

@@ -4,9 +4,10 @@
 #include <cmath>
 #include <limits>
 
-#include "common/accept.hpp"
 #include "nfcal/classifier.hpp"
 #include "nfcal/error.hpp"
+
+#include "common/accept.hpp"
 
 namespace nfcal {
 
@@ -33,8 +34,8 @@ LogZEstimate estimate_log_z(const float* margins, std::size_t n, double ceiling)
   return estimate;
 }
 
-double heldout_gain(const std::vector<float>& data_margins,
-                    const std::vector<float>& flow_margins, double ceiling) {
+double heldout_gain(const std::vector<float>& data_margins, const std::vector<float>& flow_margins,
+                    double ceiling) {
   if (data_margins.empty() || flow_margins.empty()) {
     throw InvalidArgument("heldout_gain: needs held-out data rows and held-out flow rows");
   }

@@ -8,9 +8,10 @@
 #include <cstdio>
 #include <vector>
 
-#include "common/accept.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
+
+#include "common/accept.hpp"
 
 namespace nfcal {
 
@@ -59,8 +60,8 @@ Matrix<float> sample_calibrated(const CalibratedFlow& model, std::size_t n,
   options.validate();
   const int dim = model.dim();
   const float bound = static_cast<float>(model.sampling_bound());
-  const std::size_t cap =
-      options.max_candidates > 0 ? options.max_candidates : std::max<std::size_t>(1000000, 1000 * n);
+  const std::size_t cap = options.max_candidates > 0 ? options.max_candidates
+                                                     : std::max<std::size_t>(1000000, 1000 * n);
 
   SamplerReport local;
   SamplerReport& r = report != nullptr ? *report : local;
@@ -88,8 +89,8 @@ Matrix<float> sample_calibrated(const CalibratedFlow& model, std::size_t n,
     }
 
     // The round's candidates, keyed by their global index.
-    const double rate = r.candidates > 0 && r.accepted > 0 ? r.acceptance_measured
-                                                           : r.acceptance_predicted;
+    const double rate =
+        r.candidates > 0 && r.accepted > 0 ? r.acceptance_measured : r.acceptance_predicted;
     const std::size_t batch = round_size(n - filled, rate, options, cap - r.candidates);
     const std::size_t first = r.candidates;
     auto t = Clock::now();

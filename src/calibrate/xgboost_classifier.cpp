@@ -3,22 +3,23 @@
 // carries XGBoost's own message (XGBGetLastError is per thread, so it is read at once).
 #include "nfcal/xgboost_classifier.hpp"
 
-#include <xgboost/c_api.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <utility>
 
-#include "common/philox.hpp"
+#include <nlohmann/json.hpp>
+#include <xgboost/c_api.h>
+
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/train.hpp"
+
+#include "common/philox.hpp"
 
 namespace nfcal {
 
@@ -38,9 +39,8 @@ void check_xgb(int status, const char* call) {
 // The __array_interface__ JSON of a host float32 matrix (rows, cols), row-major.
 std::string array_interface(const float* x, std::size_t rows, std::size_t cols) {
   const auto address = reinterpret_cast<std::uintptr_t>(x);
-  return "{\"data\":[" + std::to_string(address) + ",true],\"shape\":[" +
-         std::to_string(rows) + "," + std::to_string(cols) +
-         "],\"strides\":null,\"typestr\":\"<f4\",\"version\":3}";
+  return "{\"data\":[" + std::to_string(address) + ",true],\"shape\":[" + std::to_string(rows) +
+         "," + std::to_string(cols) + "],\"strides\":null,\"typestr\":\"<f4\",\"version\":3}";
 }
 
 // Owns a DMatrixHandle.
@@ -109,8 +109,8 @@ Matrix<float> gather_rows(const Matrix<float>& x, const std::vector<std::size_t>
 // How many of n rows to hold out: the fraction, at least one when any, leaving one to train.
 std::size_t heldout_count(std::size_t n, double fraction, const char* what) {
   if (fraction <= 0) return 0;
-  const auto count = std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(
-                                                  fraction * static_cast<double>(n))));
+  const auto count = std::max<std::size_t>(
+      1, static_cast<std::size_t>(std::llround(fraction * static_cast<double>(n))));
   if (count >= n) {
     throw InvalidArgument(std::string("XGBoost training: ") + std::to_string(n) + " " + what +
                           " rows are too few to hold out a validation_fraction of " +
@@ -124,9 +124,9 @@ std::vector<float> cached_margins(BoosterHandle booster, DMatrixHandle rows, dou
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
   const float* result = nullptr;
-  check_xgb(XGBoosterPredictFromDMatrix(booster, rows, kHeldoutMarginConfig, &shape, &dims,
-                                        &result),
-            "XGBoosterPredictFromDMatrix");
+  check_xgb(
+      XGBoosterPredictFromDMatrix(booster, rows, kHeldoutMarginConfig, &shape, &dims, &result),
+      "XGBoosterPredictFromDMatrix");
   bst_ulong count = 1;
   for (bst_ulong d = 0; d < dims; ++d) count *= shape[d];
   std::vector<float> out(result, result + count);
@@ -215,8 +215,7 @@ XGBoostClassifier::~XGBoostClassifier() = default;
 
 XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
                                            const Matrix<float>& flow_rows,
-                                           const XGBoostParams& params,
-                                           const SelectionScore& score,
+                                           const XGBoostParams& params, const SelectionScore& score,
                                            XGBoostTrainReport* report) {
   const auto start = std::chrono::steady_clock::now();
   params.validate();
@@ -308,7 +307,7 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
       break;
     }
   }
-  if (hold1 == 0 || best == 0) best = round;
+  if (hold1 == 0 || best == 0 || params.early_stopping_rounds == 0) best = round;
 
   // Keep only the selected rounds, then free the training caches.
   if (best < round) {
@@ -324,7 +323,8 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   // The report: what was run, what was kept, and the held-out rows with their margins.
   r.trees_trained = round;
   r.trees_kept = best;
-  r.best_score = hold1 > 0 ? best_score : std::numeric_limits<double>::quiet_NaN();
+  r.best_score = hold1 > 0 ? r.score_history[static_cast<std::size_t>(best) - 1]
+                           : std::numeric_limits<double>::quiet_NaN();
   r.train_data_rows = n1;
   r.train_flow_rows = n0;
   r.heldout_data_rows = hold1;
@@ -348,7 +348,10 @@ void XGBoostClassifier::margins(const float* x, std::size_t n, float* out) const
 
 void XGBoostClassifier::margins(const float* x, std::size_t n, float* out, int trees) const {
   if (n == 0) return;
-  if (trees < 0) throw InvalidArgument("XGBoostClassifier::margins: trees must be >= 0");
+  if (trees < 0 || trees > num_trees()) {
+    throw InvalidArgument("XGBoostClassifier::margins: trees must be in [0, " +
+                          std::to_string(num_trees()) + "], not " + std::to_string(trees));
+  }
 
   // In-place prediction of raw margins; the result buffer is XGBoost's, so copy it at once.
   const std::string data = array_interface(x, n, static_cast<std::size_t>(num_features_));

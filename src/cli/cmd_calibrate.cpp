@@ -1,0 +1,155 @@
+// nfcal calibrate: train an XGBoost classifier against a saved flow and save the calibrated
+// model (flow, classifier, ceiling, log Z) as one bundle file.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "nfcal/calibrated_flow.hpp"
+#include "nfcal/error.hpp"
+#include "nfcal/model_file.hpp"
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+
+namespace nfcal::cli {
+namespace {
+
+struct CalibrateCommandOptions {
+  CommonOptions common;
+  std::string flow;
+  std::string data;
+  std::string out;
+  std::string ceiling = "auto";
+  double target_acceptance = 0;  // 0: not given
+  CalibrationOptions calibration;
+};
+
+// The ceiling mode from --ceiling and --target-acceptance (they exclude each other).
+CeilingChoice ceiling_choice(const CalibrateCommandOptions& options) {
+  if (options.target_acceptance > 0) {
+    return CeilingChoice::target_acceptance(options.target_acceptance);
+  }
+  return CeilingChoice::parse(options.ceiling);
+}
+
+void run_calibrate(const CalibrateCommandOptions& options) {
+  const Runtime runtime = apply_common_options(options.common);
+
+  // Inputs and the output path are checked before any long work.
+  check_output_path(options.out);
+  const Maf flow = load_flow(options.flow);
+  const Matrix<float> data = load_rows(options.data, flow.dim(), "calibration data");
+  CalibrationOptions calibration = options.calibration;
+  calibration.ceiling = ceiling_choice(options);
+  calibration.seed = options.common.seed;
+  calibration.classifier.seed = options.common.seed;
+  calibration.classifier.threads = runtime.threads;
+  calibration.classifier.device = runtime.device.is_cuda() ? runtime.device.to_string() : "cpu";
+  calibration.validate();
+
+  log_configuration(
+      "calibrate",
+      {{"flow", options.flow},
+       {"data", options.data},
+       {"rows", std::to_string(data.rows())},
+       {"dim", std::to_string(flow.dim())},
+       {"out", options.out},
+       {"trees", std::to_string(calibration.classifier.trees)},
+       {"max_depth", std::to_string(calibration.classifier.max_depth)},
+       {"learning_rate", format_number(calibration.classifier.learning_rate)},
+       {"early_stopping_rounds", std::to_string(calibration.classifier.early_stopping_rounds)},
+       {"flow_ratio", format_number(calibration.flow_ratio)},
+       {"ceiling", calibration.ceiling.to_string()},
+       {"log_z_samples", std::to_string(calibration.log_z_samples)},
+       {"seed", std::to_string(calibration.seed)},
+       {"threads", std::to_string(runtime.threads)},
+       {"device", runtime.device.to_string()}});
+
+  // Calibrate, report, and save the bundle.
+  CalibrationReport report;
+  const CalibratedFlow model = calibrate(flow, data, calibration, &report);
+  if (!report.improved) {
+    spdlog::warn("calibration brought no gain on held-out data (gain {:.4f} nats)",
+                 report.heldout_gain);
+  }
+  model.save(options.out);
+  std::fputs(report.summary().c_str(), stdout);
+  std::printf("wrote %s\n", options.out.c_str());
+}
+
+}  // namespace
+
+void add_calibrate_command(CLI::App& app) {
+  auto options = std::make_shared<CalibrateCommandOptions>();
+  CalibrationOptions& c = options->calibration;
+  CLI::App* command =
+      app.add_subcommand("calibrate", "calibrate a flow with a classifier of data vs samples");
+
+  // Files.
+  command->add_option("--flow", options->flow, "a flow model file written by nfcal fit")
+      ->required();
+  command->add_option("--data", options->data, "training rows, .npy or .csv")->required();
+  command->add_option("--out", options->out, "the calibrated model file to write")->required();
+
+  // The classifier.
+  command->add_option("--trees", c.classifier.trees, "most boosting rounds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--max-depth", c.classifier.max_depth, "depth of each tree")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  command->add_option("--learning-rate", c.classifier.learning_rate, "shrinkage per tree")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
+  command->add_option("--subsample", c.classifier.subsample, "row fraction per tree")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
+  command->add_option("--colsample", c.classifier.colsample, "column fraction per tree")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
+  command
+      ->add_option("--min-child-weight", c.classifier.min_child_weight,
+                   "least Hessian weight in a leaf")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--lambda", c.classifier.lambda, "L2 regularization of leaf weights")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--alpha", c.classifier.alpha, "L1 regularization of leaf weights")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--early-stopping-rounds", c.classifier.early_stopping_rounds,
+                   "rounds without held-out gain before stopping (0: keep all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--validation-fraction", c.classifier.validation_fraction,
+                   "share of rows held out for tree and ceiling selection")
+      ->check(CLI::Range(0.01, 0.9))
+      ->capture_default_str();
+  command->add_option("--flow-ratio", c.flow_ratio, "flow samples per data row")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  // The calibrated model.
+  CLI::Option* ceiling = command
+                             ->add_option("--ceiling", options->ceiling,
+                                          "margin ceiling L in nats, auto (best held-out), or none")
+                             ->capture_default_str();
+  command
+      ->add_option("--target-acceptance", options->target_acceptance,
+                   "choose L so that rejection sampling accepts this share")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->excludes(ceiling);
+  command->add_option("--log-z-samples", c.log_z_samples, "fresh flow samples for log Z")
+      ->check(CLI::Range(2, 1 << 30))
+      ->capture_default_str();
+  add_common_options(command, &options->common);
+
+  command->callback([options] { run_calibrate(*options); });
+}
+
+}  // namespace nfcal::cli
