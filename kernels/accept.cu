@@ -8,7 +8,7 @@
 // on the device until the caller reads it, once per round.
 //
 // log_sum_exp_kernel folds values into calib::LogSumExp (max, sum exp(v - max), sum of
-// squares) per thread with a grid-stride loop, merges them with cub::BlockReduce, and writes
+// squares) and the largest unclipped value per thread with a grid-stride loop, merges them with cub::BlockReduce, and writes
 // one partial per block; a one-block launch merges the partials in a fixed order, so the
 // result is deterministic.
 #include <cub/block/block_reduce.cuh>
@@ -48,37 +48,39 @@ __global__ void gather_rows_kernel(const float* rows, int dim, const std::uint32
   for (int c = 0; c < dim; ++c) target[c] = source[c];
 }
 
-struct MergeLogSumExp {
-  __device__ calib::LogSumExp operator()(calib::LogSumExp a, const calib::LogSumExp& b) const {
-    a.merge(b);
+struct MergePartials {
+  __device__ LogZPartial operator()(LogZPartial a, const LogZPartial& b) const {
+    a.clipped.merge(b.clipped);
+    a.max_raw = a.max_raw > b.max_raw ? a.max_raw : b.max_raw;
     return a;
   }
 };
 
 __global__ void log_sum_exp_kernel(const float* values, std::size_t n, float ceiling,
-                                   calib::LogSumExp* out) {
-  using Reduce = cub::BlockReduce<calib::LogSumExp, kThreads>;
+                                   LogZPartial* out) {
+  using Reduce = cub::BlockReduce<LogZPartial, kThreads>;
   __shared__ typename Reduce::TempStorage storage;
 
   // Each thread folds a strided slice; NaN values are skipped (the caller counts them).
-  calib::LogSumExp acc;
+  LogZPartial acc;
   const std::size_t step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += step) {
     const float v = values[i];
-    if (v == v) acc.add(v < ceiling ? v : ceiling);
+    if (v != v) continue;
+    acc.clipped.add(v < ceiling ? v : ceiling);
+    if (v > acc.max_raw) acc.max_raw = v;
   }
-  const calib::LogSumExp total = Reduce(storage).Reduce(acc, MergeLogSumExp());
+  const LogZPartial total = Reduce(storage).Reduce(acc, MergePartials());
   if (threadIdx.x == 0) out[blockIdx.x] = total;
 }
 
-__global__ void merge_partials_kernel(const calib::LogSumExp* partials, int count,
-                                      calib::LogSumExp* out) {
-  using Reduce = cub::BlockReduce<calib::LogSumExp, kThreads>;
+__global__ void merge_partials_kernel(const LogZPartial* partials, int count, LogZPartial* out) {
+  using Reduce = cub::BlockReduce<LogZPartial, kThreads>;
   __shared__ typename Reduce::TempStorage storage;
-  calib::LogSumExp acc;
-  for (int i = threadIdx.x; i < count; i += blockDim.x) acc.merge(partials[i]);
-  const calib::LogSumExp total = Reduce(storage).Reduce(acc, MergeLogSumExp());
+  LogZPartial acc;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) acc = MergePartials()(acc, partials[i]);
+  const LogZPartial total = Reduce(storage).Reduce(acc, MergePartials());
   if (threadIdx.x == 0) *out = total;
 }
 
@@ -133,21 +135,31 @@ std::size_t read_count(AcceptWorkspace& w, cudaStream_t stream) {
   return w.host_count.data()[0];
 }
 
-calib::LogSumExp log_sum_exp_device(const float* d_values, std::size_t n, float ceiling,
-                                    cudaStream_t stream) {
-  if (n == 0) return calib::LogSumExp{};
+LogZPartial log_sum_exp_device(const float* d_values, std::size_t n, float ceiling,
+                               cudaStream_t stream) {
+  if (n == 0) return LogZPartial{};
   const int blocks = static_cast<int>(std::min<std::size_t>(kReduceBlocks, blocks_for(n)));
-  cuda_detail::DeviceBuffer<calib::LogSumExp> partials(blocks + 1, "log-sum-exp partials");
+  cuda_detail::DeviceBuffer<LogZPartial> partials(blocks + 1, "log-sum-exp partials");
   log_sum_exp_kernel<<<blocks, kThreads, 0, stream>>>(d_values, n, ceiling, partials.data());
   NFCAL_LAUNCH_CHECK();
   merge_partials_kernel<<<1, kThreads, 0, stream>>>(partials.data(), blocks,
                                                    partials.data() + blocks);
   NFCAL_LAUNCH_CHECK();
-  calib::LogSumExp result;
+  LogZPartial result;
   NFCAL_CUDA_CHECK(cudaMemcpyAsync(&result, partials.data() + blocks, sizeof(result),
                                    cudaMemcpyDeviceToHost, stream));
   NFCAL_CUDA_CHECK(cudaStreamSynchronize(stream));
   return result;
+}
+
+LogZEstimate to_estimate(const LogZPartial& partial) {
+  LogZEstimate e;
+  e.log_z = partial.clipped.log_mean_exp();
+  e.se = partial.clipped.log_mean_exp_se();
+  e.ess = partial.clipped.effective_sample_size();
+  e.samples = static_cast<std::size_t>(partial.clipped.count);
+  e.max_margin = partial.max_raw;
+  return e;
 }
 
 std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::size_t n,
@@ -163,9 +175,7 @@ std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::s
 
 LogZEstimate cuda_log_mean_exp(const float* d_values, std::size_t n, float ceiling,
                                CudaStream stream) {
-  const calib::LogSumExp r = log_sum_exp_device(d_values, n, ceiling, stream);
-  return LogZEstimate{r.log_mean_exp(), r.log_mean_exp_se(), r.effective_sample_size(),
-                      static_cast<std::size_t>(r.count)};
+  return to_estimate(log_sum_exp_device(d_values, n, ceiling, stream));
 }
 
 }  // namespace nfcal

@@ -1,6 +1,7 @@
 // Launchers of the accept/reject and log Z kernels (accept.cu), for the sampler and tests.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -38,8 +39,17 @@ void launch_gather(const float* d_rows, std::size_t n, int dim, AcceptWorkspace&
 /// The round's accepted count; synchronizes on stream.
 std::size_t read_count(AcceptWorkspace& w, cudaStream_t stream);
 
-/// calib::LogSumExp of min(v, ceiling) over n device values (NaN skipped); synchronizes.
-calib::LogSumExp log_sum_exp_device(const float* d_values, std::size_t n, float ceiling,
-                                    cudaStream_t stream);
+/// A running log-sum-exp of clipped values and the largest value before clipping.
+struct LogZPartial {
+  calib::LogSumExp clipped;
+  double max_raw = -INFINITY;
+};
+
+/// LogZPartial of min(v, ceiling) over n device values (NaN skipped); synchronizes.
+LogZPartial log_sum_exp_device(const float* d_values, std::size_t n, float ceiling,
+                               cudaStream_t stream);
+
+/// The public estimate from a partial over `samples` values.
+LogZEstimate to_estimate(const LogZPartial& partial);
 
 }  // namespace nfcal

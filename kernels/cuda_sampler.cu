@@ -143,20 +143,22 @@ LogZEstimate CudaCalibratedSampler::log_z(std::size_t samples, std::uint64_t see
   b.margins.resize(chunk, "log Z margins");
 
   // Fresh flow rows keyed by (seed, i), their margins, and a running log-sum-exp.
-  calib::LogSumExp total;
+  LogZPartial total;
   for (std::size_t first = 0; first < samples; first += chunk) {
     const std::size_t rows = std::min(chunk, samples - first);
     flow_.sample(rows, seed, first, b.candidates.data(), stream.get());
     classifier_.margins(b.candidates.data(), rows, b.margins.data(), stream.get());
-    total.merge(log_sum_exp_device(b.margins.data(), rows, config_.ceiling, stream.get()));
+    const LogZPartial part = log_sum_exp_device(b.margins.data(), rows, config_.ceiling,
+                                                stream.get());
+    total.clipped.merge(part.clipped);
+    total.max_raw = std::max(total.max_raw, part.max_raw);
   }
-  if (total.count < samples) {
+  if (total.clipped.count < samples) {
     throw DataError("GPU log Z: the classifier returned NaN for " +
-                    std::to_string(samples - total.count) + " of " + std::to_string(samples) +
-                    " flow samples");
+                    std::to_string(samples - total.clipped.count) + " of " +
+                    std::to_string(samples) + " flow samples");
   }
-  return LogZEstimate{total.log_mean_exp(), total.log_mean_exp_se(),
-                      total.effective_sample_size(), samples};
+  return to_estimate(total);
 }
 
 }  // namespace nfcal

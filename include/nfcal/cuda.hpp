@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "nfcal/classifier.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/matrix.hpp"
 #include "nfcal/train.hpp"
@@ -204,14 +205,6 @@ struct CudaSamplingStats {
   }
 };
 
-/// log Z with its standard error and the effective sample size of the weights.
-struct LogZEstimate {
-  double log_z = 0;
-  double standard_error = 0;
-  double effective_sample_size = 0;
-  std::size_t samples = 0;
-};
-
 /// Exact draws from the calibrated density Q_L(x) = P(x) exp(min(m(x), L)) / Z_L, entirely
 /// on the device: generate candidates, predict margins, one fused accept kernel, compaction.
 /// Candidate i (counted from 0 over the whole request) uses noise keyed by (seed, i) and the
@@ -258,7 +251,8 @@ std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::s
                              std::size_t capacity, CudaStream stream = nullptr);
 
 /// Stable log-mean-exp of min(d_values[i], ceiling) over n device values, with its delta-method
-/// standard error and effective sample size (ceiling may be +infinity). Synchronizes.
+/// standard error, effective sample size and the largest unclipped value (ceiling may be
+/// +infinity); NaN values are skipped and not counted in `samples`. Synchronizes.
 LogZEstimate cuda_log_mean_exp(const float* d_values, std::size_t n, float ceiling,
                                CudaStream stream = nullptr);
 

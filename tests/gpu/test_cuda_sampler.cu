@@ -3,6 +3,7 @@
 // margin computed by a small kernel, so the loop is tested without XGBoost.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -120,10 +121,11 @@ TEST(CudaLogZ, LogMeanExpMatchesTheCpuReduction) {
     const LogZEstimate gpu = cuda_log_mean_exp(d_values.data(), n, ceiling);
     report_parity("log_mean_exp", std::fabs(gpu.log_z - cpu.log_mean_exp()));
     EXPECT_NEAR(gpu.log_z, cpu.log_mean_exp(), 1e-9);
-    EXPECT_NEAR(gpu.standard_error, cpu.log_mean_exp_se(), 1e-9);
-    EXPECT_NEAR(gpu.effective_sample_size, cpu.effective_sample_size(),
+    EXPECT_NEAR(gpu.se, cpu.log_mean_exp_se(), 1e-9);
+    EXPECT_NEAR(gpu.ess, cpu.effective_sample_size(),
                 1e-6 * cpu.effective_sample_size());
     EXPECT_EQ(gpu.samples, n);
+    EXPECT_EQ(gpu.max_margin, double(*std::max_element(values.begin(), values.end())));
   }
 }
 
@@ -188,7 +190,7 @@ TEST(CudaCalibratedSampling, LogZMatchesTheCpuEstimateOnTheSameFlowSamples) {
   }
   report_parity("log_z", std::fabs(estimate.log_z - cpu.log_mean_exp()));
   EXPECT_NEAR(estimate.log_z, cpu.log_mean_exp(), 1e-5);
-  EXPECT_NEAR(estimate.standard_error, cpu.log_mean_exp_se(), 1e-6);
+  EXPECT_NEAR(estimate.se, cpu.log_mean_exp_se(), 1e-6);
 }
 
 }  // namespace

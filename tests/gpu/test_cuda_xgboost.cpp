@@ -165,7 +165,7 @@ TEST(CudaXGBoost, CalibratedSamplingWithABoosterAcceptsTheCpuRowsForAFixedSeed) 
   const LogZEstimate z = sampler.log_z(100000, 3);
   EXPECT_TRUE(std::isfinite(z.log_z));
   EXPECT_LE(z.log_z, 1.0 + 1e-6);  // the clipped margin never exceeds the ceiling
-  EXPECT_GT(z.standard_error, 0.0);
+  EXPECT_GT(z.se, 0.0);
 }
 
 }  // namespace
