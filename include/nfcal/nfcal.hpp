@@ -7,6 +7,7 @@
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/classifier.hpp"
 #include "nfcal/csv.hpp"
+#include "nfcal/cuda.hpp"
 #include "nfcal/datasets.hpp"
 #include "nfcal/device.hpp"
 #include "nfcal/error.hpp"
