@@ -62,7 +62,9 @@ void run_sample(const SampleOptions& options) {
     sampler.seed = options.common.seed;
     SamplerReport report;
     samples = sample_calibrated(*model.calibrated(), count, sampler, &report);
-    spdlog::info("{}", report.summary());
+    std::string summary = report.summary();
+    if (!summary.empty() && summary.back() == '\n') summary.pop_back();
+    spdlog::info("{}", summary);
   } else {
     samples = draw(flow, count, options.common.seed, runtime.device);
   }
@@ -76,7 +78,8 @@ void run_sample(const SampleOptions& options) {
 void add_sample_command(CLI::App& app) {
   auto options = std::make_shared<SampleOptions>();
   CLI::App* command = app.add_subcommand("sample", "draw samples from a model");
-  command->add_option("--model", options->model, "a model file written by nfcal fit or nfcal calibrate")
+  command->add_option("--model", options->model,
+                      "a model file written by nfcal fit or nfcal calibrate")
       ->required();
   command->add_option("--count", options->count, "how many rows to draw")->required();
   command->add_option("--out", options->out, "where to write the rows, .npy or .csv")

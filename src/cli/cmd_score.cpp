@@ -74,7 +74,8 @@ void run_score(const ScoreOptions& options) {
 void add_score_command(CLI::App& app) {
   auto options = std::make_shared<ScoreOptions>();
   CLI::App* command = app.add_subcommand("score", "log density of every row under a model");
-  command->add_option("--model", options->model, "a model file written by nfcal fit or nfcal calibrate")
+  command->add_option("--model", options->model,
+                      "a model file written by nfcal fit or nfcal calibrate")
       ->required();
   command->add_option("--data", options->data, "rows to score, .npy or .csv")->required();
   command->add_option("--out", options->out, "where to write one log density per row")

@@ -9,6 +9,8 @@ namespace nfcal::cli {
 void add_fit_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_score_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
+void add_evaluate_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_datasets_command(CLI::App& app);

@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   nfcal::cli::add_fit_command(app);
   nfcal::cli::add_sample_command(app);
   nfcal::cli::add_score_command(app);
+  nfcal::cli::add_calibrate_command(app);
+  nfcal::cli::add_evaluate_command(app);
   nfcal::cli::add_run_command(app);
   nfcal::cli::add_demo_command(app);
   nfcal::cli::add_datasets_command(app);
