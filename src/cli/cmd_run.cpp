@@ -12,7 +12,13 @@ void add_run_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand(
       "run", "fit, calibrate, evaluate and sample in one go, with a report in --out");
   add_run_options(command, options.get(), /*with_files=*/true);
-  command->callback([options] { run_pipeline(*options); });
+  command->callback([options] {
+    // One source of rows is required; naming none is a usage error like a missing option.
+    if (options->data.empty() && options->dataset.empty()) {
+      throw CLI::RequiredError("--data FILE or --dataset NAME");
+    }
+    run_pipeline(*options);
+  });
 }
 
 }  // namespace nfcal::cli

@@ -329,13 +329,14 @@ void run_pipeline(const RunOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
   report::RunResults results;
 
-  // The output folder and the data are checked before any long work.
-  make_folder(options.out);
-  const std::string folder = options.out + "/";
-  check_output_path(folder + "metrics.json");
+  // The data, then the output folder, are checked before any long work; bad data leaves no
+  // folder behind.
   auto step = Clock::now();
   const RunData data = load_run_data(options);
   results.seconds.emplace_back("load data", seconds_since(step));
+  make_folder(options.out);
+  const std::string folder = options.out + "/";
+  check_output_path(folder + "metrics.json");
 
   // The flow and calibration settings, all seeded by --seed.
   MafConfig maf = options.maf;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Bad input through the real nfcal binary: every case must end with status 1 (2 for usage
+# errors), one "nfcal: error:" line naming the culprit, no crash, and no file or folder left
+# behind. Usage: cli_bad_input.sh SOURCE_DIR BINARY_DIR NFCAL
+set -euo pipefail
+
+nfcal="$3"
+work="$(mktemp -d "${TMPDIR:-/tmp}/nfcal-bad-input.XXXXXX")"
+trap 'chmod -R u+rwx "$work"; rm -rf "$work"' EXIT
+cd "$work"
+failures=0
+
+fail() { printf 'cli_bad_input: FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
+
+# expect STATUS "PART1|PART2|..." ARGS...: runs nfcal, checks the status, that stderr carries
+# exactly one error line holding every part, and that the folder's listing did not change.
+expect() {
+  local status="$1" parts="$2"
+  shift 2
+  local before after got
+  before="$(ls -A | sort)"
+  set +e
+  "$nfcal" "$@" >out.log 2>err.log
+  got=$?
+  set -e
+  after="$(ls -A | grep -v -x -e out.log -e err.log | sort)"
+  before="$(grep -v -x -e out.log -e err.log <<<"$before" || true)"
+  local what="nfcal $*"
+  [[ "$got" == "$status" ]] || fail "$what: status $got, expected $status: $(cat err.log)"
+  [[ "$(grep -c '^nfcal: error: ' err.log)" == 1 ]] || fail "$what: not one error line: $(cat err.log)"
+  local part
+  IFS='|' read -r -a part_list <<<"$parts"
+  for part in "${part_list[@]}"; do
+    grep -qF -- "$part" err.log || fail "$what: '$part' missing from: $(cat err.log)"
+  done
+  [[ "$before" == "$after" ]] || fail "$what: left files behind: $(diff <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+}
+
+# Inputs: good rows as CSV and .npy, and a tiny flow and calibrated model made from them.
+awk 'BEGIN { print "a,b"; for (i = 0; i < 200; i++) printf "%.4f,%.4f\n", sin(i), cos(i) * 0.5 + i / 400 }' >rows.csv
+quick=(--epochs 1 --layers 1 --hidden 4 --threads 1 --quiet)
+"$nfcal" fit --data rows.csv --out flow.nfcal "${quick[@]}" >/dev/null
+"$nfcal" sample --model flow.nfcal --count 50 --out rows.npy --quiet >/dev/null
+"$nfcal" calibrate --flow flow.nfcal --data rows.csv --out model.nfcal --trees 3 \
+  --log-z-samples 500 --threads 1 --quiet >/dev/null
+
+# Files that are missing, unreadable, of the wrong type, or cut short.
+expect 1 "absent.csv|No such file" run --data absent.csv --out result "${quick[@]}"
+expect 1 "rows.txt|use .npy or .csv" run --data rows.txt --out result "${quick[@]}"
+head -c 100 rows.npy >cut.npy
+expect 1 "cut.npy" run --data cut.npy --out result "${quick[@]}"
+if ((EUID != 0)); then
+  cp rows.csv locked.csv && chmod 000 locked.csv
+  expect 1 "locked.csv" run --data locked.csv --out result "${quick[@]}"
+fi
+
+# CSV contents: a ragged row, a word, NaN and Inf (row and column named), no rows, one row.
+printf 'a,b\n1,2\n3\n4,5\n' >ragged.csv
+expect 1 "ragged.csv:3" run --data ragged.csv --out result "${quick[@]}"
+printf 'a,b\n1,2\n3,abc\n' >word.csv
+expect 1 "word.csv:3:2|abc" run --data word.csv --out result "${quick[@]}"
+{ head -n 20 rows.csv; echo "0.5,nan"; tail -n +21 rows.csv; } >nan.csv
+expect 1 "nan.csv|row 19|column 1|NaN" run --data nan.csv --out result "${quick[@]}"
+{ head -n 5 rows.csv; echo "inf,0.5"; tail -n +6 rows.csv; } >inf.csv
+expect 1 "inf.csv|row 4|column 0" run --data inf.csv --out result "${quick[@]}"
+printf 'a,b\n' >empty.csv
+expect 1 "empty.csv|no rows" run --data empty.csv --out result "${quick[@]}"
+printf 'a,b\n1,2\n' >one.csv
+expect 1 "one.csv|1 rows" run --data one.csv --out result "${quick[@]}"
+expect 1 "one.csv|at least 10" run --data one.csv --test rows.csv --out result "${quick[@]}"
+
+# Shapes and models that do not fit together.
+printf 'a,b,c\n1,2,3\n4,5,6\n' >three.csv
+expect 1 "three.csv|3 columns" run --data rows.csv --test three.csv --out result "${quick[@]}"
+expect 1 "three.csv|3 columns|model has 2" score --model flow.nfcal --data three.csv --out s.npy
+expect 1 "model.nfcal" calibrate --flow model.nfcal --data rows.csv --out again.nfcal
+{ head -c 8 flow.nfcal; printf '\x63\x00\x00\x00'; tail -c +13 flow.nfcal; } >v99.nfcal
+expect 1 "v99.nfcal|version" score --model v99.nfcal --data rows.csv --out s.npy
+expect 1 "rows.csv|not an nfcal model file" score --model rows.csv --data rows.csv --out s.npy
+
+# Output paths that cannot be written.
+printf 'x' >blocked
+expect 1 "blocked" run --data rows.csv --out blocked "${quick[@]}"
+expect 1 "blocked" run --data rows.csv --out blocked/inside "${quick[@]}"
+expect 1 "missing/s.npy|does not exist" sample --model flow.nfcal --count 5 --out missing/s.npy
+
+# Usage errors: status 2 and a pointer to the help.
+expect 2 "nfcal run --help" run --out result
+expect 2 "nfcal run --help" run --data rows.csv --dataset two-moons --out result
+
+((failures == 0)) || { printf 'cli_bad_input: %d failures\n' "$failures" >&2; exit 1; }
+printf 'cli_bad_input: all cases passed\n'
