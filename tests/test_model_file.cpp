@@ -1,5 +1,6 @@
 // The model file container and flow files: exact round trips, and one distinct, named error
 // for every kind of bad file.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "maf_test_support.hpp"
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
@@ -74,7 +76,10 @@ Maf perturbed_flow(const MafConfig& config, std::uint64_t seed) {
   Maf flow(config);
   std::mt19937_64 engine(seed);
   std::uniform_real_distribution<float> uniform(-0.2f, 0.2f);
-  for (float& p : flow.parameters()) p = uniform(engine);
+  const std::vector<bool> live = testing::unmasked_parameters(flow);
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    if (live[i]) flow.parameters()[i] = uniform(engine);
+  }
   for (float& b : flow.buffers()) b = 1.0f + uniform(engine);
   Standardization standardization;
   for (int d = 0; d < config.dim; ++d) {
@@ -356,6 +361,17 @@ TEST_F(ModelFileTest, FlowSectionsOfTheWrongSizeOrWithNonFiniteValuesAreNamed) {
               sizeof(float));
   EXPECT_TRUE(contains(failure(with_section("buffers", bad_variance)).message,
                        "running variance 0 is not positive"));
+
+  // A non-zero weight where the autoregressive mask forbids one breaks normalization.
+  const std::vector<bool> live = testing::unmasked_parameters(probe);
+  const std::size_t masked = static_cast<std::size_t>(
+      std::find(live.begin(), live.end(), false) - live.begin());
+  std::string unmasked = parameters;
+  const float one = 1.0f;
+  std::memcpy(&unmasked[masked * sizeof(float)], &one, sizeof(float));
+  const Failure mask_failure = failure(with_section("parameters", unmasked));
+  EXPECT_EQ(mask_failure.kind, Kind::kCorrupted);
+  EXPECT_TRUE(contains(mask_failure.message, "non-zero masked weight")) << mask_failure.message;
 
   ModelFile missing = file;
   missing.sections.erase(missing.sections.begin());

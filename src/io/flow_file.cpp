@@ -162,6 +162,29 @@ void check_running_variances(const ModelFile& file, const Maf& flow) {
   }
 }
 
+// The autoregressive property rests on masked weights being exactly zero; a file that breaks
+// it would give a density that is not normalized, so it is rejected rather than repaired.
+void check_masked_weights(const ModelFile& file, const Maf& flow) {
+  const auto& tensors = flow.tensors();
+  const auto& values = flow.parameters();
+  auto check_rows = [&](const TensorSpec& w, auto prefix_of_row) {
+    for (int r = 0; r < w.rows; ++r) {
+      for (int c = prefix_of_row(r); c < w.cols; ++c) {
+        if (values[w.offset + static_cast<std::size_t>(r) * w.cols + c] != 0.0f) {
+          throw corrupted(file, "tensor " + w.name + " has a non-zero masked weight at row " +
+                                    std::to_string(r) + ", column " + std::to_string(c));
+        }
+      }
+    }
+  };
+  for (const MadeLayout& made : flow.made_layers()) {
+    for (std::size_t l = 0; l < made.weights.size(); ++l) {
+      check_rows(tensors[made.weights[l]], [&](int r) { return made.prefix[l][r]; });
+    }
+    check_rows(tensors[made.out_weight], [&](int r) { return made.out_prefix[r % flow.dim()]; });
+  }
+}
+
 // Standardization is optional; when present both halves are, with positive scales.
 void read_standardization(const ModelFile& file, const Json& header, Maf* flow) {
   if (!header.value("standardization", false)) return;
@@ -227,6 +250,7 @@ Maf decode_flow(const ModelFile& file) {
   flow.parameters() = read_values<float>(file, kParameters, flow.parameters().size());
   flow.buffers() = read_values<float>(file, kBuffers, flow.buffers().size());
   check_running_variances(file, flow);
+  check_masked_weights(file, flow);
   read_standardization(file, header, &flow);
   return flow;
 }
