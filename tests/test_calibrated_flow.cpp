@@ -289,6 +289,87 @@ TEST_F(CalibratedBundle, ClassifierOfAnotherDimensionIsRejectedOnLoad) {
   }
 }
 
+// Rows of the known Gaussian target, drawn exactly by rejection from the broad flow.
+Matrix<float> target_rows(std::size_t n, std::uint64_t seed) {
+  const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
+  const CalibratedFlow exact(broad_gaussian_flow(2, 2.0), target.classifier(), kInf, LogZEstimate{},
+                             target.max_log_ratio() + 0.01);
+  SamplerOptions options;
+  options.seed = seed;
+  return sample_calibrated(exact, n, options);
+}
+
+CalibrationOptions quick_options(CeilingChoice ceiling) {
+  CalibrationOptions options;
+  options.classifier.trees = 40;
+  options.classifier.max_depth = 3;
+  options.classifier.threads = 2;
+  options.log_z_samples = 20000;
+  options.ceiling = ceiling;
+  return options;
+}
+
+TEST(Calibrate, TargetAcceptanceModeReachesTheRequestedRate) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  CalibrationReport report;
+
+  const CalibratedFlow model = calibrate(
+      flow, target_rows(3000, 30), quick_options(CeilingChoice::target_acceptance(0.5)), &report);
+
+  EXPECT_NEAR(model.acceptance_predicted(), 0.5, 1e-6);
+  EXPECT_TRUE(model.exact_sampling());
+  SamplerReport sampled;
+  SamplerOptions sampler;
+  sampler.seed = 31;
+  sample_calibrated(model, 5000, sampler, &sampled);
+  const double se = std::sqrt(0.25 / static_cast<double>(sampled.candidates));
+  EXPECT_NEAR(sampled.acceptance_measured, 0.5, 4 * se + 4 * model.log_z_se() * 0.5);
+}
+
+TEST(Calibrate, NoCeilingModeBoundsSamplingByTheLargestSampledMargin) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  CalibrationOptions options = quick_options(CeilingChoice::none());
+  options.bound_slack = 0.2;
+  CalibrationReport report;
+
+  const CalibratedFlow model = calibrate(flow, target_rows(3000, 32), options, &report);
+
+  EXPECT_TRUE(std::isinf(model.ceiling()));
+  EXPECT_FALSE(model.exact_sampling());
+  EXPECT_FALSE(report.exact_sampling);
+  EXPECT_DOUBLE_EQ(model.sampling_bound(), report.log_z.max_margin + 0.2);
+  EXPECT_NE(report.summary().find("approximate"), std::string::npos);
+}
+
+TEST(Calibrate, AutoModeChoosesTheBestAdmissibleGridCeilingOnHeldOutRows) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  CalibrationOptions options = quick_options(CeilingChoice::automatic());
+  options.auto_min_acceptance = 0.2;
+  CalibrationReport report;
+
+  const CalibratedFlow model = calibrate(flow, target_rows(3000, 33), options, &report);
+
+  // Recompute the choice from the held-out margins the report returns.
+  const auto& data_m = report.classifier.heldout_data_margins;
+  const auto& flow_m = report.classifier.heldout_flow_margins;
+  double best_gain = -kInf, best_ceiling = kInf;
+  for (const double ceiling : options.ceiling_grid) {
+    const LogZEstimate z = estimate_log_z(flow_m.data(), flow_m.size(), ceiling);
+    if (std::exp(z.log_z - ceiling) < 0.2) continue;
+    const double gain = heldout_gain(data_m, flow_m, ceiling);
+    if (gain > best_gain) {
+      best_gain = gain;
+      best_ceiling = ceiling;
+    }
+  }
+  EXPECT_DOUBLE_EQ(model.ceiling(), best_ceiling);
+  EXPECT_EQ(report.ceiling_gains.size(), options.ceiling_grid.size());
+  EXPECT_NEAR(report.heldout_gain, best_gain, 1e-9);
+  EXPECT_GE(model.acceptance_predicted(), 0.2 - 4 * model.log_z_se());
+  // Calibrating toward a target that differs from the flow gains on held-out rows.
+  EXPECT_TRUE(report.improved) << report.summary();
+}
+
 // calibrate() with XGBoost on a flow trained for a few epochs on 2-D data with two modes.
 struct TwoModeCase {
   Maf flow;
