@@ -360,7 +360,7 @@ TEST_P(KernelMathMafRows, DensityPassMapsSamplesBackToTheirNoise) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Shapes, KernelMathMafRows,
+    KernelMathShapes, KernelMathMafRows,
     ::testing::Values(EngineCase{1, 8, 1, Activation::kRelu, false},
                       EngineCase{3, 5, 2, Activation::kTanh, true},
                       EngineCase{8, 32, 2, Activation::kRelu, true},

@@ -32,7 +32,11 @@ TEST(CudaErrors, FailedRuntimeCallThrowsCudaErrorWithFileLineAndExpression) {
     EXPECT_NE(message.find("test_cuda_maf.cpp:"), std::string::npos) << message;
     EXPECT_NE(message.find("cudaSetDevice(-1)"), std::string::npos) << message;
   }
-  EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "the sticky error was not cleared";
+  // With a working driver the error is not left behind for the next call to report; without
+  // one, every runtime call keeps failing with the initialization error.
+  if (cuda_device_count() > 0) {
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "the error was not cleared";
+  }
 }
 
 TEST(CudaErrors, ImpossibleAllocationNamesTheSizeAskedFor) {

@@ -59,7 +59,7 @@ TEST_P(CudaTrainGradient, LossAndGradientMatchTheCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(WithAndWithoutBatchNorm, CudaTrainGradient, ::testing::Bool());
+INSTANTIATE_TEST_SUITE_P(CudaBatchNorm, CudaTrainGradient, ::testing::Bool());
 
 TEST(CudaTrain, MaskedWeightsGetExactlyZeroGradient) {
   NFCAL_SKIP_WITHOUT_GPU();
