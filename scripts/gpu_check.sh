@@ -30,7 +30,7 @@ DEPS=""
 BUILD="$ROOT/build-gpu-check"
 RESULTS="${OUT:-$ROOT/gpu-check-results}"
 PREBUILT=0
-BENCH_FILTER='BM_Cuda(MafLogProb/(8|64)/|MafSample/8/|MafSample/64/256/|XGBoostMargins/100/|AcceptCompact|CalibratedSampling/20)'
+BENCH_FILTER='BM_Cuda(MafLogProb/(8|64)/|MafSample/8/(64|128|256)/|MafSample/64/256/|XGBoostMargins/100/|AcceptCompact|CalibratedSampling/20)'
 BENCH_MIN_TIME=0.05
 PREPARE=""
 
@@ -179,7 +179,7 @@ RACECHECK="$(sanitize racecheck "$RACY")"
 if [[ -x "$BENCH" ]]; then
   log "benchmarks ($BENCH_FILTER, min time ${BENCH_MIN_TIME}s)"
   timeout 200 "$BENCH" --benchmark_filter="$BENCH_FILTER" \
-    --benchmark_min_time="${BENCH_MIN_TIME}s" --benchmark_out="$RESULTS/bench.json" \
+    --benchmark_min_time="$BENCH_MIN_TIME" --benchmark_out="$RESULTS/bench.json" \
     --benchmark_out_format=json >"$RESULTS/bench.log" 2>&1 || log "benchmarks ended early"
 fi
 
@@ -196,7 +196,7 @@ try:
     t = json.load(open(os.path.join(results, "tests.json")))
     skipped = sum(1 for s in t["testsuites"] for c in s["testsuite"]
                   if c.get("result") == "SKIPPED")
-    print(f"tests: {t['tests']} run, {t['failures']} failed, {skipped} skipped")
+    print(f"tests: {t['tests']} selected, {t['failures']} failed, {skipped} skipped")
 except (OSError, ValueError, KeyError):
     print("tests: no JSON result (crash or timeout; see tests.log)")
 print(f"memcheck: {memcheck}\nracecheck: {racecheck}\n")
