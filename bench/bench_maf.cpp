@@ -6,11 +6,11 @@
 // Counters: rows/s as items_per_second; FLOP/s counts the unmasked multiply-adds only
 // (two FLOPs each), so it reads against the hardware's useful peak.
 
-#include <benchmark/benchmark.h>
-
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "nfcal/maf.hpp"
 
@@ -55,9 +55,7 @@ double multiply_adds_per_row(const Maf& flow) {
   return total;
 }
 
-Matrix<float> noise(std::size_t n, int dim) {
-  return Maf::base_noise(n, dim, 3);
-}
+Matrix<float> noise(std::size_t n, int dim) { return Maf::base_noise(n, dim, 3); }
 
 void set_counters(benchmark::State& state, const Maf& flow, std::size_t rows, double passes) {
   const double processed = static_cast<double>(state.iterations()) * static_cast<double>(rows);

@@ -8,15 +8,15 @@
 // on the device until the caller reads it, once per round.
 //
 // log_sum_exp_kernel folds values into calib::LogSumExp (max, sum exp(v - max), sum of
-// squares) and the largest unclipped value per thread with a grid-stride loop, merges them with cub::BlockReduce, and writes
-// one partial per block; a one-block launch merges the partials in a fixed order, so the
-// result is deterministic.
+// squares) and the largest unclipped value per thread with a grid-stride loop, merges them with
+// cub::BlockReduce, and writes one partial per block; a one-block launch merges the partials in a
+// fixed order, so the result is deterministic.
+#include <algorithm>
+#include <cmath>
+
 #include <cub/block/block_reduce.cuh>
 #include <cub/device/device_select.cuh>
 #include <thrust/iterator/counting_iterator.h>
-
-#include <algorithm>
-#include <cmath>
 
 #include "common/accept.hpp"
 #include "cuda_accept.cuh"
@@ -28,9 +28,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kReduceBlocks = 1024;
 
-__global__ void accept_flags_kernel(const float* margins, std::size_t n,
-                                    std::uint64_t first_index, AcceptParams p,
-                                    std::uint8_t* flags) {
+__global__ void accept_flags_kernel(const float* margins, std::size_t n, std::uint64_t first_index,
+                                    AcceptParams p, std::uint8_t* flags) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float clipped = calib::clipped_margin(margins[i], p.balance, p.ceiling);
@@ -98,10 +97,9 @@ void AcceptWorkspace::reserve(std::size_t n) {
 
   // CUB's scratch for the largest round seen so far.
   std::size_t bytes = 0;
-  NFCAL_CUDA_CHECK(cub::DeviceSelect::Flagged(nullptr, bytes,
-                                              thrust::counting_iterator<std::uint32_t>(0),
-                                              flags.data(), selected.data(), count.data(),
-                                              static_cast<std::int64_t>(n)));
+  NFCAL_CUDA_CHECK(cub::DeviceSelect::Flagged(
+      nullptr, bytes, thrust::counting_iterator<std::uint32_t>(0), flags.data(), selected.data(),
+      count.data(), static_cast<std::int64_t>(n)));
   cub_scratch.resize(std::max<std::size_t>(bytes, 1), "compaction scratch");
 }
 
@@ -110,14 +108,13 @@ void launch_accept(const float* d_margins, std::size_t n, std::uint64_t first_in
   if (n > UINT32_MAX) throw InvalidArgument("accept: more than 2^32 candidates in one round");
   w.reserve(n);
   if (n == 0) return;
-  accept_flags_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_margins, n, first_index,
-                                                              params, w.flags.data());
+  accept_flags_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_margins, n, first_index, params,
+                                                              w.flags.data());
   NFCAL_LAUNCH_CHECK();
   std::size_t bytes = w.cub_scratch.size();
-  NFCAL_CUDA_CHECK(cub::DeviceSelect::Flagged(w.cub_scratch.data(), bytes,
-                                              thrust::counting_iterator<std::uint32_t>(0),
-                                              w.flags.data(), w.selected.data(), w.count.data(),
-                                              static_cast<std::int64_t>(n), stream));
+  NFCAL_CUDA_CHECK(cub::DeviceSelect::Flagged(
+      w.cub_scratch.data(), bytes, thrust::counting_iterator<std::uint32_t>(0), w.flags.data(),
+      w.selected.data(), w.count.data(), static_cast<std::int64_t>(n), stream));
 }
 
 void launch_gather(const float* d_rows, std::size_t n, int dim, AcceptWorkspace& w,
@@ -143,7 +140,7 @@ LogZPartial log_sum_exp_device(const float* d_values, std::size_t n, float ceili
   log_sum_exp_kernel<<<blocks, kThreads, 0, stream>>>(d_values, n, ceiling, partials.data());
   NFCAL_LAUNCH_CHECK();
   merge_partials_kernel<<<1, kThreads, 0, stream>>>(partials.data(), blocks,
-                                                   partials.data() + blocks);
+                                                    partials.data() + blocks);
   NFCAL_LAUNCH_CHECK();
   LogZPartial result;
   NFCAL_CUDA_CHECK(cudaMemcpyAsync(&result, partials.data() + blocks, sizeof(result),
@@ -162,10 +159,10 @@ LogZEstimate to_estimate(const LogZPartial& partial) {
   return e;
 }
 
-std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::size_t n,
-                             int dim, std::uint64_t first_index, std::uint64_t seed,
-                             float ceiling, float* d_out, std::size_t offset,
-                             std::size_t capacity, CudaStream stream) {
+std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::size_t n, int dim,
+                             std::uint64_t first_index, std::uint64_t seed, float ceiling,
+                             float* d_out, std::size_t offset, std::size_t capacity,
+                             CudaStream stream) {
   if (!std::isfinite(ceiling)) throw InvalidArgument("cuda_accept_rows: ceiling must be finite");
   AcceptWorkspace w;
   launch_accept(d_margins, n, first_index, AcceptParams{seed, 0.0f, ceiling}, w, stream);

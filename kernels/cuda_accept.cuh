@@ -5,9 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nfcal/cuda.hpp"
+
 #include "common/accept.hpp"
 #include "cuda_check.cuh"
-#include "nfcal/cuda.hpp"
 
 namespace nfcal {
 
@@ -20,9 +21,9 @@ struct AcceptParams {
 
 /// Device scratch of one round of accept and compaction, reused across rounds.
 struct AcceptWorkspace {
-  cuda_detail::DeviceBuffer<std::uint8_t> flags;       // (n) 1 = accepted
-  cuda_detail::DeviceBuffer<std::uint32_t> selected;   // (n) accepted candidate indices
-  cuda_detail::DeviceBuffer<std::uint32_t> count;      // (1) accepted this round
+  cuda_detail::DeviceBuffer<std::uint8_t> flags;      // (n) 1 = accepted
+  cuda_detail::DeviceBuffer<std::uint32_t> selected;  // (n) accepted candidate indices
+  cuda_detail::DeviceBuffer<std::uint32_t> count;     // (1) accepted this round
   cuda_detail::DeviceBuffer<unsigned char> cub_scratch;
   cuda_detail::PinnedBuffer<std::uint32_t> host_count;
 

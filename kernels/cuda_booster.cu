@@ -7,16 +7,18 @@
 // (subtract_balance_kernel, 256 threads per block), and order cudaStreamPerThread after the
 // copy, so the next prediction cannot overwrite the buffer while it is still being read.
 #include <cuda_runtime.h>
-#include <xgboost/c_api.h>
 
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
-#include "cuda_check.cuh"
+#include <xgboost/c_api.h>
+
 #include "nfcal/cuda.hpp"
 #include "nfcal/device.hpp"
+
+#include "cuda_check.cuh"
 
 namespace nfcal {
 
@@ -43,16 +45,15 @@ std::uintptr_t interface_stream(cudaStream_t stream) {
 }
 
 /// A C-contiguous float32 device array of `rows` x `cols` as array-interface JSON.
-std::string array_interface(const float* data, std::size_t rows, int cols,
-                            cudaStream_t stream) {
+std::string array_interface(const float* data, std::size_t rows, int cols, cudaStream_t stream) {
   char text[256];
-  const std::string shape = cols > 0 ? std::to_string(rows) + "," + std::to_string(cols)
-                                     : std::to_string(rows);
+  const std::string shape =
+      cols > 0 ? std::to_string(rows) + "," + std::to_string(cols) : std::to_string(rows);
   std::snprintf(text, sizeof(text),
-                "{\"data\":[%" PRIuPTR ",true],\"shape\":[%s],\"strides\":null,"
+                "{\"data\":[%" PRIuPTR
+                ",true],\"shape\":[%s],\"strides\":null,"
                 "\"typestr\":\"<f4\",\"version\":3,\"stream\":%" PRIuPTR "}",
-                reinterpret_cast<std::uintptr_t>(data), shape.c_str(),
-                interface_stream(stream));
+                reinterpret_cast<std::uintptr_t>(data), shape.c_str(), interface_stream(stream));
   return text;
 }
 
@@ -92,8 +93,7 @@ CudaBooster::~CudaBooster() {
   if (handle_ != nullptr) XGBoosterFree(handle_);
 }
 
-void CudaBooster::margins(const float* d_x, std::size_t n, float* d_out,
-                          CudaStream stream) const {
+void CudaBooster::margins(const float* d_x, std::size_t n, float* d_out, CudaStream stream) const {
   if (n == 0) return;
   cuda_detail::DeviceGuard guard(device_);
 
@@ -113,8 +113,8 @@ void CudaBooster::margins(const float* d_x, std::size_t n, float* d_out,
   cuda_detail::Event ready;
   ready.order(cudaStreamPerThread, stream);
   const unsigned blocks = static_cast<unsigned>((n + kThreads - 1) / kThreads);
-  subtract_balance_kernel<<<blocks, kThreads, 0, stream>>>(result, n,
-                                                           static_cast<float>(balance_), d_out);
+  subtract_balance_kernel<<<blocks, kThreads, 0, stream>>>(result, n, static_cast<float>(balance_),
+                                                           d_out);
   NFCAL_LAUNCH_CHECK();
   cuda_detail::Event copied;
   copied.order(stream, cudaStreamPerThread);
@@ -149,8 +149,8 @@ std::vector<char> CudaBooster::save() const {
 
 std::unique_ptr<CudaBooster> CudaBooster::train(const float* d_x, const float* d_labels,
                                                 std::size_t n, int dim,
-                                                const std::vector<std::string>& params,
-                                                int rounds, int device) {
+                                                const std::vector<std::string>& params, int rounds,
+                                                int device) {
   if (n == 0 || dim < 1 || rounds < 1) {
     throw InvalidArgument("CudaBooster::train: needs rows, dim >= 1 and rounds >= 1");
   }
@@ -159,8 +159,7 @@ std::unique_ptr<CudaBooster> CudaBooster::train(const float* d_x, const float* d
 
   // The class balance log(n1 / n0) from the labels, read once.
   std::vector<float> labels(n);
-  NFCAL_CUDA_CHECK(cudaMemcpy(labels.data(), d_labels, n * sizeof(float),
-                              cudaMemcpyDeviceToHost));
+  NFCAL_CUDA_CHECK(cudaMemcpy(labels.data(), d_labels, n * sizeof(float), cudaMemcpyDeviceToHost));
   double positives = 0;
   for (const float label : labels) positives += label > 0.5f ? 1.0 : 0.0;
   if (positives == 0 || positives == static_cast<double>(n)) {
@@ -171,9 +170,9 @@ std::unique_ptr<CudaBooster> CudaBooster::train(const float* d_x, const float* d
   // A device DMatrix over the caller's arrays, then the booster.
   DMatrixHandle matrix = nullptr;
   const std::string rows_json = array_interface(d_x, n, dim, nullptr);
-  check_xgboost(XGDMatrixCreateFromCudaArrayInterface(rows_json.c_str(),
-                                                      "{\"missing\":NaN}", &matrix),
-                "DMatrixCreateFromCudaArrayInterface");
+  check_xgboost(
+      XGDMatrixCreateFromCudaArrayInterface(rows_json.c_str(), "{\"missing\":NaN}", &matrix),
+      "DMatrixCreateFromCudaArrayInterface");
   BoosterHandle handle = nullptr;
   try {
     const std::string labels_json = array_interface(d_labels, n, 0, nullptr);

@@ -1,8 +1,8 @@
 // Error reporting and memory helpers of the CUDA backend (declared in cuda_check.cuh).
-#include "cuda_check.cuh"
-
 #include <algorithm>
 #include <cstdio>
+
+#include "cuda_check.cuh"
 
 namespace nfcal::cuda_detail {
 
@@ -16,14 +16,14 @@ std::string where(const char* expression, const char* file, int line) {
 
 void throw_cuda(cudaError_t status, const char* expression, const char* file, int line) {
   cudaGetLastError();  // clear the sticky state so later calls are not blamed
-  throw CudaError(where(expression, file, line) + " failed: " + cudaGetErrorName(status) +
-                  " (" + cudaGetErrorString(status) + ")");
+  throw CudaError(where(expression, file, line) + " failed: " + cudaGetErrorName(status) + " (" +
+                  cudaGetErrorString(status) + ")");
 }
 
 void throw_cublas(cublasStatus_t status, const char* expression, const char* file, int line) {
   cudaGetLastError();
-  throw CudaError(where(expression, file, line) + " failed: " + cublasGetStatusName(status) +
-                  " (" + cublasGetStatusString(status) + ")");
+  throw CudaError(where(expression, file, line) + " failed: " + cublasGetStatusName(status) + " (" +
+                  cublasGetStatusString(status) + ")");
 }
 
 void sync_after_launch(const char* file, int line) {
@@ -64,8 +64,8 @@ void* pinned_allocate(std::size_t bytes, const char* what) {
   const cudaError_t status = cudaMallocHost(&pointer, bytes);
   if (status != cudaSuccess) {
     cudaGetLastError();
-    throw CudaError("cannot allocate pinned host memory: " + std::string(what) +
-                    " asked for " + format_bytes(bytes) + ": " + cudaGetErrorString(status));
+    throw CudaError("cannot allocate pinned host memory: " + std::string(what) + " asked for " +
+                    format_bytes(bytes) + ": " + cudaGetErrorString(status));
   }
   return pointer;
 }

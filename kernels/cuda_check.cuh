@@ -43,27 +43,27 @@ std::size_t rows_that_fit(std::size_t bytes_per_row, double fraction, std::size_
 
 }  // namespace nfcal::cuda_detail
 
-#define NFCAL_CUDA_CHECK(expression)                                                     \
-  do {                                                                                   \
+#define NFCAL_CUDA_CHECK(expression)                                                    \
+  do {                                                                                  \
     const cudaError_t nfcal_status_ = (expression);                                     \
-    if (nfcal_status_ != cudaSuccess) {                                                  \
-      ::nfcal::cuda_detail::throw_cuda(nfcal_status_, #expression, __FILE__, __LINE__);  \
-    }                                                                                    \
+    if (nfcal_status_ != cudaSuccess) {                                                 \
+      ::nfcal::cuda_detail::throw_cuda(nfcal_status_, #expression, __FILE__, __LINE__); \
+    }                                                                                   \
   } while (0)
 
-#define NFCAL_CUBLAS_CHECK(expression)                                                     \
-  do {                                                                                     \
+#define NFCAL_CUBLAS_CHECK(expression)                                                    \
+  do {                                                                                    \
     const cublasStatus_t nfcal_status_ = (expression);                                    \
-    if (nfcal_status_ != CUBLAS_STATUS_SUCCESS) {                                          \
-      ::nfcal::cuda_detail::throw_cublas(nfcal_status_, #expression, __FILE__, __LINE__);  \
-    }                                                                                      \
+    if (nfcal_status_ != CUBLAS_STATUS_SUCCESS) {                                         \
+      ::nfcal::cuda_detail::throw_cublas(nfcal_status_, #expression, __FILE__, __LINE__); \
+    }                                                                                     \
   } while (0)
 
 // After a kernel launch: launch-configuration errors now, execution faults in debug builds.
-#define NFCAL_LAUNCH_CHECK()                                                  \
-  do {                                                                        \
-    NFCAL_CUDA_CHECK(cudaGetLastError());                                     \
-    ::nfcal::cuda_detail::sync_after_launch(__FILE__, __LINE__);              \
+#define NFCAL_LAUNCH_CHECK()                                     \
+  do {                                                           \
+    NFCAL_CUDA_CHECK(cudaGetLastError());                        \
+    ::nfcal::cuda_detail::sync_after_launch(__FILE__, __LINE__); \
   } while (0)
 
 namespace nfcal::cuda_detail {

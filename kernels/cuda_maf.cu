@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <string>
 
-#include "cuda_maf_impl.cuh"
 #include "nfcal/device.hpp"
+
+#include "cuda_maf_impl.cuh"
 
 namespace nfcal {
 
@@ -44,11 +45,10 @@ CudaMaf::CudaMaf(const Maf& flow, int device) : impl_(std::make_unique<Impl>()) 
 
   // Decide the kernels' memory plans once for this device and model.
   int optin = 0;
-  NFCAL_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-                                          device));
+  NFCAL_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   impl.shared_optin = static_cast<std::size_t>(optin);
-  impl.fused_density = plan_fused_density(impl.packed.maf, impl.shared_optin);
-  impl.sampling = plan_sampling(impl.packed.maf, impl.shared_optin);
+  impl.fused_density = rows::plan_fused_density(impl.packed.maf, impl.shared_optin);
+  impl.sampling = rows::plan_sampling(impl.packed.maf, impl.shared_optin);
   configure_density_kernels(impl.fused_density);
   configure_sampling_kernels(impl.sampling);
   impl.path = impl.fused_density.tile > 0 ? DensityPath::kFused : DensityPath::kGeneral;
@@ -116,8 +116,8 @@ void CudaMaf::sample(std::size_t n, std::uint64_t seed, std::uint64_t first_row,
   launch_sample(*impl_, n, seed, first_row, d_x, false, stream);
 }
 
-void CudaMaf::sample_naive(std::size_t n, std::uint64_t seed, std::uint64_t first_row,
-                           float* d_x, CudaStream stream) const {
+void CudaMaf::sample_naive(std::size_t n, std::uint64_t seed, std::uint64_t first_row, float* d_x,
+                           CudaStream stream) const {
   cuda_detail::DeviceGuard guard(impl_->device);
   launch_sample(*impl_, n, seed, first_row, d_x, true, stream);
 }

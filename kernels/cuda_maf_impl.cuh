@@ -7,30 +7,23 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nfcal/cuda.hpp"
+
+#include "common/kernel_plan.hpp"
 #include "common/maf_pack.hpp"
 #include "cuda_check.cuh"
-#include "nfcal/cuda.hpp"
 
 namespace nfcal {
 
-/// Rows per block of the shared-memory kernels, largest first.
-constexpr int kTileCandidates[] = {128, 64, 32};
-
-/// Where a kernel keeps weights and row state, decided once per device and model.
-struct KernelPlan {
-  int tile = 0;                // rows per block (threads per block)
-  bool weights_shared = false; // a layer block is copied to shared memory
-  bool state_shared = false;   // row state in shared memory (else a global scratch)
-  std::size_t shared_bytes = 0;
-};
+using rows::KernelPlan;
 
 struct CudaMaf::Impl {
   int device = 0;
-  rows::PackedFlow packed;                        // host copy of the packed flow
-  cuda_detail::DeviceBuffer<float> d_floats;      // packed.floats
-  cuda_detail::DeviceBuffer<int> d_ints;          // packed.ints
+  rows::PackedFlow packed;                             // host copy of the packed flow
+  cuda_detail::DeviceBuffer<float> d_floats;           // packed.floats
+  cuda_detail::DeviceBuffer<int> d_ints;               // packed.ints
   cuda_detail::DeviceBuffer<rows::PackedMade> d_made;  // (layers)
-  std::size_t shared_optin = 0;                   // the device's per-block shared limit
+  std::size_t shared_optin = 0;                        // the device's per-block shared limit
 
   DensityPath path = DensityPath::kGeneral;
   KernelPlan fused_density;  // tile 0 when the fused kernel does not fit
@@ -44,17 +37,13 @@ struct CudaMaf::Impl {
   ~Impl();
 };
 
-/// The fused plan for this flow on this device, tile 0 when nothing fits.
-KernelPlan plan_fused_density(const rows::PackedMaf& maf, std::size_t shared_optin);
-/// The sampling plan: shared state when it fits, else shared weights, else all global.
-KernelPlan plan_sampling(const rows::PackedMaf& maf, std::size_t shared_optin);
 /// Raises the dynamic shared-memory limit of the kernels each plan launches.
 void configure_density_kernels(const KernelPlan& plan);
 void configure_sampling_kernels(const KernelPlan& plan);
 
 /// Density of n rows through the fused kernel (plan.tile > 0).
-void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n,
-                          float* d_out, cudaStream_t stream);
+void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n, float* d_out,
+                          cudaStream_t stream);
 /// Density of n rows through cuBLAS products and element-wise kernels, in chunks.
 void launch_density_general(const CudaMaf::Impl& impl, const float* d_x, std::size_t n,
                             float* d_out, cudaStream_t stream);

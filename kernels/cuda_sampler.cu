@@ -37,10 +37,9 @@ struct CudaCalibratedSampler::Buffers {
   cuda_detail::DeviceBuffer<float> candidates;  // (round, D)
   cuda_detail::DeviceBuffer<float> margins;     // (round)
   AcceptWorkspace accept;
-  cuda_detail::Event marks[4]{cuda_detail::Event(cudaEventDefault),
-                              cuda_detail::Event(cudaEventDefault),
-                              cuda_detail::Event(cudaEventDefault),
-                              cuda_detail::Event(cudaEventDefault)};
+  cuda_detail::Event marks[4]{
+      cuda_detail::Event(cudaEventDefault), cuda_detail::Event(cudaEventDefault),
+      cuda_detail::Event(cudaEventDefault), cuda_detail::Event(cudaEventDefault)};
 };
 
 CudaCalibratedSampler::CudaCalibratedSampler(const CudaMaf& flow,
@@ -53,8 +52,9 @@ CudaCalibratedSampler::CudaCalibratedSampler(const CudaMaf& flow,
                           std::to_string(flow.dim()));
   }
   if (!std::isfinite(config.ceiling)) {
-    throw InvalidArgument("CudaCalibratedSampler: the ceiling must be finite for exact "
-                          "rejection sampling");
+    throw InvalidArgument(
+        "CudaCalibratedSampler: the ceiling must be finite for exact "
+        "rejection sampling");
   }
   if (config.max_round < 1) throw InvalidArgument("CudaCalibratedSampler: max_round < 1");
   cuda_detail::DeviceGuard guard(flow.device());
@@ -71,15 +71,16 @@ void CudaCalibratedSampler::sample(std::size_t n, float* d_out, CudaStream strea
 
   // The largest round that fits: candidates, margins, flags and indices per row.
   const std::size_t bytes_per_candidate = (dim + 2) * sizeof(float) + 1 + sizeof(std::uint32_t);
-  const std::size_t round_cap = cuda_detail::rows_that_fit(bytes_per_candidate, 0.25,
-                                                           config_.max_round);
+  const std::size_t round_cap =
+      cuda_detail::rows_that_fit(bytes_per_candidate, 0.25, config_.max_round);
   std::size_t accepted = 0;
   while (accepted < n) {
     // Round size from the acceptance measured so far.
     if (stats_.candidates >= config_.max_candidates) {
       throw SamplingError("GPU calibrated sampling: " + std::to_string(stats_.candidates) +
                           " candidates gave " + std::to_string(accepted) + " of " +
-                          std::to_string(n) + " rows; raise the ceiling's acceptance or "
+                          std::to_string(n) +
+                          " rows; raise the ceiling's acceptance or "
                           "max_candidates");
     }
     const double rate = stats_.candidates > 0
@@ -100,8 +101,7 @@ void CudaCalibratedSampler::sample(std::size_t n, float* d_out, CudaStream strea
     NFCAL_CUDA_CHECK(cudaEventRecord(b.marks[1].get(), stream));
     classifier_.margins(b.candidates.data(), round, b.margins.data(), stream);
     NFCAL_CUDA_CHECK(cudaEventRecord(b.marks[2].get(), stream));
-    launch_accept(b.margins.data(), round, first, AcceptParams{config_.seed, 0.0f,
-                                                               config_.ceiling},
+    launch_accept(b.margins.data(), round, first, AcceptParams{config_.seed, 0.0f, config_.ceiling},
                   b.accept, stream);
     launch_gather(b.candidates.data(), round, dim, b.accept, accepted, n, d_out, stream);
     NFCAL_CUDA_CHECK(cudaEventRecord(b.marks[3].get(), stream));
@@ -148,8 +148,8 @@ LogZEstimate CudaCalibratedSampler::log_z(std::size_t samples, std::uint64_t see
     const std::size_t rows = std::min(chunk, samples - first);
     flow_.sample(rows, seed, first, b.candidates.data(), stream.get());
     classifier_.margins(b.candidates.data(), rows, b.margins.data(), stream.get());
-    const LogZPartial part = log_sum_exp_device(b.margins.data(), rows, config_.ceiling,
-                                                stream.get());
+    const LogZPartial part =
+        log_sum_exp_device(b.margins.data(), rows, config_.ceiling, stream.get());
     total.clipped.merge(part.clipped);
     total.max_raw = std::max(total.max_raw, part.max_raw);
   }

@@ -11,7 +11,6 @@
 // Adam with decoupled weight decay, moments in double) is train.cpp's, one thread per
 // parameter. Element-wise kernels use 256 threads per block; reductions over rows use one
 // 256-thread block per column.
-#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -19,10 +18,13 @@
 #include <string>
 #include <vector>
 
-#include "common/maf_math.hpp"
-#include "cuda_check.cuh"
+#include <cub/block/block_reduce.cuh>
+
 #include "nfcal/cuda.hpp"
 #include "nfcal/device.hpp"
+
+#include "common/maf_math.hpp"
+#include "cuda_check.cuh"
 
 namespace nfcal {
 
@@ -30,7 +32,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr double kBatchNormEpsilon = 1e-5;  // as src/maf
-constexpr double kAdamBeta1 = 0.9;           // as train.cpp
+constexpr double kAdamBeta1 = 0.9;          // as train.cpp
 constexpr double kAdamBeta2 = 0.999;
 constexpr double kAdamEpsilon = 1e-8;
 
@@ -68,8 +70,8 @@ __global__ void scatter_order_kernel(const float* d_y, const int* order, std::si
 }
 
 /// pre += bias per column; post = activation(pre) when post is not null.
-__global__ void bias_activation_kernel(float* pre, float* post, const float* bias,
-                                       std::size_t n, int units, int activation) {
+__global__ void bias_activation_kernel(float* pre, float* post, const float* bias, std::size_t n,
+                                       int units, int activation) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * units) return;
   const float z = pre[i] + bias[i % units];
@@ -79,8 +81,8 @@ __global__ void bias_activation_kernel(float* pre, float* post, const float* bia
 
 /// The affine step for every row: u, alpha, the layer's output in data order, -sum alpha.
 __global__ void affine_forward_kernel(const float* y, const float* out, const int* order,
-                                      std::size_t n, int dim, float bound, float* alpha,
-                                      float* u, float* z, double* log_det) {
+                                      std::size_t n, int dim, float bound, float* alpha, float* u,
+                                      float* z, double* log_det) {
   const std::size_t r = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= n) return;
   double sum = 0;
@@ -114,9 +116,8 @@ __global__ void affine_backward_kernel(const float* g, const float* out, const f
 }
 
 /// d_pre = d_act * activation'(pre, post).
-__global__ void activation_backward_kernel(const float* d_act, const float* pre,
-                                           const float* post, std::size_t count, int activation,
-                                           float* d_pre) {
+__global__ void activation_backward_kernel(const float* d_act, const float* pre, const float* post,
+                                           std::size_t count, int activation, float* d_pre) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) {
     d_pre[i] = d_act[i] * maf_math::activation_derivative(pre[i], post[i], activation);
@@ -164,10 +165,9 @@ __global__ void sum_doubles_kernel(const double* values, std::size_t count, doub
 
 /// Batch norm with batch statistics, one block per column: mean and biased variance in
 /// double, x_hat and z = x_hat exp(log_gamma) + beta.
-__global__ void batch_norm_forward_kernel(float* z, std::size_t n, int dim,
-                                          const float* log_gamma, const float* beta,
-                                          float* x_hat, double* mean_out, double* var_out,
-                                          double* inv_std_out) {
+__global__ void batch_norm_forward_kernel(float* z, std::size_t n, int dim, const float* log_gamma,
+                                          const float* beta, float* x_hat, double* mean_out,
+                                          double* var_out, double* inv_std_out) {
   __shared__ typename DoubleReduce::TempStorage storage;
   __shared__ double shared_mean, shared_inv_std;
   const int d = blockIdx.x;
@@ -270,9 +270,9 @@ __global__ void adam_kernel(float* params, const float* grad, double* m, double*
 
 /// Device copies of one MADE layer's index data, and its tensors' offsets.
 struct TrainLayer {
-  cuda_detail::DeviceBuffer<int> order;                  // (D)
-  std::vector<cuda_detail::DeviceBuffer<int>> prefix;    // per hidden layer (rows)
-  cuda_detail::DeviceBuffer<int> out_prefix;             // (D)
+  cuda_detail::DeviceBuffer<int> order;                // (D)
+  std::vector<cuda_detail::DeviceBuffer<int>> prefix;  // per hidden layer (rows)
+  cuda_detail::DeviceBuffer<int> out_prefix;           // (D)
   std::vector<TensorSpec> weights, biases;
   TensorSpec out_weight, out_bias;
   int log_gamma = -1;  // parameter offset of the following batch norm, or -1
@@ -316,24 +316,24 @@ namespace {
 void product_nt(cublasHandle_t h, const float* in, int n, int k, const float* w, int units,
                 float* out) {
   const float one = 1.0f, zero = 0.0f;
-  NFCAL_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, units, n, k, &one, w, k, in, k,
-                                 &zero, out, units));
+  NFCAL_CUBLAS_CHECK(
+      cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, units, n, k, &one, w, k, in, k, &zero, out, units));
 }
 
 /// grad (units, k) += d (n, units)^T * in (n, k).
 void product_tn_accumulate(cublasHandle_t h, const float* d, int n, int units, const float* in,
                            int k, float* grad) {
   const float one = 1.0f;
-  NFCAL_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, k, units, n, &one, in, k, d, units,
-                                 &one, grad, k));
+  NFCAL_CUBLAS_CHECK(
+      cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, k, units, n, &one, in, k, d, units, &one, grad, k));
 }
 
 /// out (n, k) = d (n, units) * W (units, k) + beta * out.
 void product_nn(cublasHandle_t h, const float* d, int n, int units, const float* w, int k,
                 float beta, float* out) {
   const float one = 1.0f;
-  NFCAL_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, k, n, units, &one, w, k, d, units,
-                                 &beta, out, k));
+  NFCAL_CUBLAS_CHECK(
+      cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, k, n, units, &one, w, k, d, units, &beta, out, k));
 }
 
 void reserve_batch(CudaTrainer::Impl& t, std::size_t n) {
@@ -402,8 +402,7 @@ double forward(CudaTrainer::Impl& t, std::size_t n, BatchStatistics* statistics)
       in = cache.post[l].data();
       width = w.rows;
     }
-    product_nt(t.cublas, in, rows, width, p + layer.out_weight.offset, 2 * dim,
-               cache.out.data());
+    product_nt(t.cublas, in, rows, width, p + layer.out_weight.offset, 2 * dim, cache.out.data());
     bias_activation_kernel<<<blocks_for(n * 2 * dim), kThreads>>>(
         cache.out.data(), nullptr, p + layer.out_bias.offset, n, 2 * dim, 0);
     NFCAL_LAUNCH_CHECK();
@@ -415,17 +414,16 @@ double forward(CudaTrainer::Impl& t, std::size_t n, BatchStatistics* statistics)
     if (layer.log_gamma < 0) continue;
 
     // Batch norm with this batch's statistics; its log-det from the statistics on the host.
-    batch_norm_forward_kernel<<<dim, kThreads>>>(t.z.data(), n, dim, p + layer.log_gamma,
-                                                 p + layer.beta, cache.x_hat.data(),
-                                                 cache.mean.data(), cache.var.data(),
-                                                 cache.inv_std.data());
+    batch_norm_forward_kernel<<<dim, kThreads>>>(
+        t.z.data(), n, dim, p + layer.log_gamma, p + layer.beta, cache.x_hat.data(),
+        cache.mean.data(), cache.var.data(), cache.inv_std.data());
     NFCAL_LAUNCH_CHECK();
     std::vector<double> mean(dim), var(dim);
     std::vector<float> log_gamma(dim);
-    NFCAL_CUDA_CHECK(cudaMemcpy(mean.data(), cache.mean.data(), dim * sizeof(double),
-                                cudaMemcpyDeviceToHost));
-    NFCAL_CUDA_CHECK(cudaMemcpy(var.data(), cache.var.data(), dim * sizeof(double),
-                                cudaMemcpyDeviceToHost));
+    NFCAL_CUDA_CHECK(
+        cudaMemcpy(mean.data(), cache.mean.data(), dim * sizeof(double), cudaMemcpyDeviceToHost));
+    NFCAL_CUDA_CHECK(
+        cudaMemcpy(var.data(), cache.var.data(), dim * sizeof(double), cudaMemcpyDeviceToHost));
     NFCAL_CUDA_CHECK(cudaMemcpy(log_gamma.data(), p + layer.log_gamma, dim * sizeof(float),
                                 cudaMemcpyDeviceToHost));
     for (int d = 0; d < dim; ++d) {
@@ -462,10 +460,9 @@ void backward(CudaTrainer::Impl& t, std::size_t n) {
     TrainLayer& layer = t.layers[li];
     TrainCache& cache = t.caches[li];
     if (layer.log_gamma >= 0) {
-      batch_norm_backward_kernel<<<dim, kThreads>>>(t.g.data(), cache.x_hat.data(),
-                                                    cache.inv_std.data(), n, dim,
-                                                    p + layer.log_gamma, grad + layer.log_gamma,
-                                                    grad + layer.beta);
+      batch_norm_backward_kernel<<<dim, kThreads>>>(
+          t.g.data(), cache.x_hat.data(), cache.inv_std.data(), n, dim, p + layer.log_gamma,
+          grad + layer.log_gamma, grad + layer.beta);
       NFCAL_LAUNCH_CHECK();
     }
 
@@ -481,8 +478,8 @@ void backward(CudaTrainer::Impl& t, std::size_t n) {
     column_sums_kernel<<<2 * dim, kThreads>>>(t.d_out.data(), n, 2 * dim,
                                               grad + layer.out_bias.offset);
     NFCAL_LAUNCH_CHECK();
-    product_nn(t.cublas, t.d_out.data(), rows, 2 * dim, p + layer.out_weight.offset, hidden,
-               0.0f, t.d_act.data());
+    product_nn(t.cublas, t.d_out.data(), rows, 2 * dim, p + layer.out_weight.offset, hidden, 0.0f,
+               t.d_act.data());
 
     // Hidden layers, last to first; the first adds its input gradient to d_y.
     for (int l = c.hidden_layers - 1; l >= 0; --l) {
@@ -492,8 +489,7 @@ void backward(CudaTrainer::Impl& t, std::size_t n) {
           static_cast<int>(c.activation), t.d_pre.data());
       NFCAL_LAUNCH_CHECK();
       const float* input = l == 0 ? cache.y.data() : cache.post[l - 1].data();
-      product_tn_accumulate(t.cublas, t.d_pre.data(), rows, w.rows, input, w.cols,
-                            grad + w.offset);
+      product_tn_accumulate(t.cublas, t.d_pre.data(), rows, w.rows, input, w.cols, grad + w.offset);
       column_sums_kernel<<<w.rows, kThreads>>>(t.d_pre.data(), n, w.rows,
                                                grad + layer.biases[l].offset);
       NFCAL_LAUNCH_CHECK();
@@ -515,19 +511,18 @@ void backward(CudaTrainer::Impl& t, std::size_t n) {
     for (int l = 0; l < c.hidden_layers; ++l) {
       const TensorSpec& w = layer.weights[l];
       mask_gradient_kernel<<<blocks_for(w.size()), kThreads>>>(grad + w.offset, w.rows, w.cols,
-                                                                layer.prefix[l].data(), w.rows);
+                                                               layer.prefix[l].data(), w.rows);
       NFCAL_LAUNCH_CHECK();
     }
     const TensorSpec& o = layer.out_weight;
     mask_gradient_kernel<<<blocks_for(o.size()), kThreads>>>(grad + o.offset, o.rows, o.cols,
-                                                              layer.out_prefix.data(), dim);
+                                                             layer.out_prefix.data(), dim);
     NFCAL_LAUNCH_CHECK();
   }
 }
 
 /// Loss of the batch in t.z and its gradient in t.grad.
-double batch_loss_and_gradient(CudaTrainer::Impl& t, std::size_t n,
-                               BatchStatistics* statistics) {
+double batch_loss_and_gradient(CudaTrainer::Impl& t, std::size_t n, BatchStatistics* statistics) {
   const MafConfig& c = t.flow.config();
   if (n == 0) throw InvalidArgument("CudaTrainer: the batch has no rows");
   if (c.batch_norm && n < 2) {
@@ -540,8 +535,7 @@ double batch_loss_and_gradient(CudaTrainer::Impl& t, std::size_t n,
   sum_squares_kernel<<<1, kThreads>>>(t.z.data(), n * c.dim, t.scalar.data());
   NFCAL_LAUNCH_CHECK();
   double squared = 0;
-  NFCAL_CUDA_CHECK(cudaMemcpy(&squared, t.scalar.data(), sizeof(double),
-                              cudaMemcpyDeviceToHost));
+  NFCAL_CUDA_CHECK(cudaMemcpy(&squared, t.scalar.data(), sizeof(double), cudaMemcpyDeviceToHost));
   double standardization_log_det = 0;
   for (double s : t.flow.standardization().scale) standardization_log_det -= std::log(s);
   const double count = static_cast<double>(n);
@@ -672,8 +666,9 @@ double CudaTrainer::train_epoch(const float* d_rows, std::size_t n,
     stage_batch(t, d_rows, t.index.data() + first, rows);
     const double loss = batch_loss_and_gradient(t, rows, &statistics);
     if (!std::isfinite(loss)) {
-      throw Error("GPU training diverged (non-finite loss); lower the learning rate or the "
-                  "clip norm");
+      throw Error(
+          "GPU training diverged (non-finite loss); lower the learning rate or the "
+          "clip norm");
     }
     loss_sum += loss * static_cast<double>(rows);
     rows_seen += rows;
@@ -681,20 +676,17 @@ double CudaTrainer::train_epoch(const float* d_rows, std::size_t n,
     sum_squares_kernel<<<1, kThreads>>>(t.grad.data(), count, t.scalar.data());
     NFCAL_LAUNCH_CHECK();
     double norm_sq = 0;
-    NFCAL_CUDA_CHECK(cudaMemcpy(&norm_sq, t.scalar.data(), sizeof(double),
-                                cudaMemcpyDeviceToHost));
+    NFCAL_CUDA_CHECK(cudaMemcpy(&norm_sq, t.scalar.data(), sizeof(double), cudaMemcpyDeviceToHost));
     const double norm = std::sqrt(norm_sq);
-    const double clip = t.config.clip_norm > 0 && norm > t.config.clip_norm
-                            ? t.config.clip_norm / norm
-                            : 1.0;
+    const double clip =
+        t.config.clip_norm > 0 && norm > t.config.clip_norm ? t.config.clip_norm / norm : 1.0;
     ++t.step;
     const double correction1 = 1.0 - std::pow(kAdamBeta1, static_cast<double>(t.step));
     const double correction2 = 1.0 - std::pow(kAdamBeta2, static_cast<double>(t.step));
     const double decay = 1.0 - t.config.learning_rate * t.config.weight_decay;
     adam_kernel<<<blocks_for(count), kThreads>>>(t.params.data(), t.grad.data(), t.m.data(),
-                                                 t.v.data(), count, clip,
-                                                 t.config.learning_rate, correction1,
-                                                 correction2, decay);
+                                                 t.v.data(), count, clip, t.config.learning_rate,
+                                                 correction1, correction2, decay);
     NFCAL_LAUNCH_CHECK();
     t.flow.update_running_statistics(statistics, t.config.batch_norm_momentum);
   }

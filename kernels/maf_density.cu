@@ -82,11 +82,11 @@ __global__ void maf_density_fused_kernel(FusedDensityArgs a) {
 // --- General path: row-major buffers, one thread per row or per element. ---------------------
 
 struct GeneralBuffers {
-  float* x;        // (rows, D)
-  float* y;        // (rows, D)
-  float* acts;     // (hidden_layers, rows, hidden_pad)
-  float* outs;     // (rows, out_pad)
-  double* log_det; // (rows)
+  float* x;         // (rows, D)
+  float* y;         // (rows, D)
+  float* acts;      // (hidden_layers, rows, hidden_pad)
+  float* outs;      // (rows, out_pad)
+  double* log_det;  // (rows)
   std::size_t rows;
 };
 
@@ -120,8 +120,7 @@ __global__ void general_gather_kernel(rows::PackedMaf maf, const rows::PackedMad
 }
 
 /// out[r][u] = bias[u] for all rows: the products then accumulate onto it.
-__global__ void fill_bias_kernel(const float* bias, int units_pad, std::size_t rows,
-                                 float* out) {
+__global__ void fill_bias_kernel(const float* bias, int units_pad, std::size_t rows, float* out) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < rows * units_pad) out[i] = bias[i % units_pad];
 }
@@ -158,8 +157,8 @@ void general_matrix(const CudaMaf::Impl& impl, const rows::PackedMade& made,
                     const rows::PackedMatrix& m, const float* in, int in_pitch, float* out,
                     std::size_t rows, bool activate, cudaStream_t stream) {
   const float* block = impl.d_floats.data() + made.block;
-  fill_bias_kernel<<<blocks_for(rows * m.units_pad, kRowsPerThreadBlock), kRowsPerThreadBlock,
-                     0, stream>>>(block + m.bias, m.units_pad, rows, out);
+  fill_bias_kernel<<<blocks_for(rows * m.units_pad, kRowsPerThreadBlock), kRowsPerThreadBlock, 0,
+                     stream>>>(block + m.bias, m.units_pad, rows, out);
   NFCAL_LAUNCH_CHECK();
 
   // Column-major view: out (units_pad, rows) += Wt (units_pad, in_dim) * in (in_dim, rows).
@@ -187,16 +186,6 @@ void general_matrix(const CudaMaf::Impl& impl, const rows::PackedMade& made,
 
 }  // namespace
 
-KernelPlan plan_fused_density(const rows::PackedMaf& maf, std::size_t shared_optin) {
-  for (const int tile : kTileCandidates) {
-    const std::size_t bytes =
-        (static_cast<std::size_t>(maf.max_block_floats) +
-         static_cast<std::size_t>(tile) * rows::state_floats(maf)) * sizeof(float);
-    if (bytes <= shared_optin) return KernelPlan{tile, true, true, bytes};
-  }
-  return KernelPlan{};
-}
-
 void configure_density_kernels(const KernelPlan& plan) {
   if (plan.tile == 0) return;
   NFCAL_CUDA_CHECK(cudaFuncSetAttribute(maf_density_fused_kernel,
@@ -204,12 +193,12 @@ void configure_density_kernels(const KernelPlan& plan) {
                                         static_cast<int>(plan.shared_bytes)));
 }
 
-void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n,
-                          float* d_out, cudaStream_t stream) {
+void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n, float* d_out,
+                          cudaStream_t stream) {
   if (n == 0) return;
   const KernelPlan& plan = impl.fused_density;
-  const FusedDensityArgs args{impl.packed.maf, impl.d_made.data(), impl.d_floats.data(),
-                              impl.d_ints.data(), d_x, d_out, n};
+  const FusedDensityArgs args{
+      impl.packed.maf, impl.d_made.data(), impl.d_floats.data(), impl.d_ints.data(), d_x, d_out, n};
   maf_density_fused_kernel<<<blocks_for(n, plan.tile), plan.tile, plan.shared_bytes, stream>>>(
       args);
   NFCAL_LAUNCH_CHECK();
@@ -223,8 +212,8 @@ void launch_density_general(const CudaMaf::Impl& impl, const float* d_x, std::si
 
   // Chunk size from free memory: x, y, activations and outputs per row, plus a double.
   const std::size_t floats_per_row = 2 * static_cast<std::size_t>(maf.dim) +
-                                     static_cast<std::size_t>(maf.hidden_layers) *
-                                         maf.hidden_pad + out_pad;
+                                     static_cast<std::size_t>(maf.hidden_layers) * maf.hidden_pad +
+                                     out_pad;
   const std::size_t chunk =
       cuda_detail::rows_that_fit(floats_per_row * sizeof(float) + sizeof(double), 0.5,
                                  std::min<std::size_t>(n, std::size_t(1) << 22));
@@ -242,8 +231,8 @@ void launch_density_general(const CudaMaf::Impl& impl, const float* d_x, std::si
     b.log_det = impl.log_det.data();
     b.rows = rows;
     const unsigned grid = blocks_for(rows, kRowsPerThreadBlock);
-    general_prepare_kernel<<<grid, kRowsPerThreadBlock, 0, stream>>>(
-        maf, impl.d_floats.data(), d_x + first * maf.dim, b);
+    general_prepare_kernel<<<grid, kRowsPerThreadBlock, 0, stream>>>(maf, impl.d_floats.data(),
+                                                                     d_x + first * maf.dim, b);
     NFCAL_LAUNCH_CHECK();
 
     // Each MADE layer: gather, masked products, affine step and batch norm.
@@ -251,7 +240,7 @@ void launch_density_general(const CudaMaf::Impl& impl, const float* d_x, std::si
       const rows::PackedMade& made = impl.packed.made[layer];
       const rows::PackedMade* d_made = impl.d_made.data() + layer;
       general_gather_kernel<<<grid, kRowsPerThreadBlock, 0, stream>>>(maf, d_made,
-                                                                     impl.d_ints.data(), b);
+                                                                      impl.d_ints.data(), b);
       NFCAL_LAUNCH_CHECK();
       const float* in = b.y;
       int in_pitch = maf.dim;
@@ -261,8 +250,8 @@ void launch_density_general(const CudaMaf::Impl& impl, const float* d_x, std::si
         in = act;
         in_pitch = maf.hidden_pad;
       }
-      general_matrix(impl, made, made.matrix[maf.hidden_layers], in, in_pitch, b.outs, rows,
-                     false, stream);
+      general_matrix(impl, made, made.matrix[maf.hidden_layers], in, in_pitch, b.outs, rows, false,
+                     stream);
       general_affine_kernel<<<grid, kRowsPerThreadBlock, 0, stream>>>(
           maf, d_made, impl.d_floats.data(), impl.d_ints.data(), out_pad, b);
       NFCAL_LAUNCH_CHECK();

@@ -30,12 +30,12 @@ struct SampleArgs {
   const rows::PackedMade* made;  // (layers)
   const float* floats;
   const int* ints;
-  float* x;                // (n, D) output
+  float* x;  // (n, D) output
   std::size_t n;
   std::uint64_t seed;
   std::uint64_t first_row;
-  float* scratch;          // global state [element][row] of the chunk, or nullptr
-  int scratch_stride;      // rows in the scratch layout
+  float* scratch;      // global state [element][row] of the chunk, or nullptr
+  int scratch_stride;  // rows in the scratch layout
   bool weights_shared;
 };
 
@@ -89,25 +89,7 @@ __global__ void maf_sample_kernel(SampleArgs a) {
   for (int c = 0; c < a.maf.dim; ++c) a.x[local * a.maf.dim + c] = s.x[c * s.stride];
 }
 
-std::size_t shared_bytes(const rows::PackedMaf& maf, int tile, bool weights, bool state) {
-  std::size_t floats = weights ? static_cast<std::size_t>(maf.max_block_floats) : 0;
-  if (state) floats += static_cast<std::size_t>(tile) * rows::state_floats(maf);
-  return floats * sizeof(float);
-}
-
 }  // namespace
-
-KernelPlan plan_sampling(const rows::PackedMaf& maf, std::size_t shared_optin) {
-  // Everything in shared memory, at the largest tile that fits.
-  for (const int tile : kTileCandidates) {
-    const std::size_t bytes = shared_bytes(maf, tile, true, true);
-    if (bytes <= shared_optin) return KernelPlan{tile, true, true, bytes};
-  }
-  // Weights shared, state global; then all global.
-  const std::size_t weight_bytes = shared_bytes(maf, 0, true, false);
-  if (weight_bytes <= shared_optin) return KernelPlan{128, true, false, weight_bytes};
-  return KernelPlan{128, false, false, 0};
-}
 
 void configure_sampling_kernels(const KernelPlan& plan) {
   if (plan.shared_bytes == 0) return;
@@ -123,8 +105,17 @@ void launch_sample(const CudaMaf::Impl& impl, std::size_t n, std::uint64_t seed,
   if (n == 0) return;
   const KernelPlan& plan = impl.sampling;
   const rows::PackedMaf& maf = impl.packed.maf;
-  SampleArgs args{maf, impl.d_made.data(), impl.d_floats.data(), impl.d_ints.data(), nullptr, 0,
-                  seed, 0, nullptr, 0, plan.weights_shared};
+  SampleArgs args{maf,
+                  impl.d_made.data(),
+                  impl.d_floats.data(),
+                  impl.d_ints.data(),
+                  nullptr,
+                  0,
+                  seed,
+                  0,
+                  nullptr,
+                  0,
+                  plan.weights_shared};
 
   // Chunks: all rows at once with shared state; else as many as the scratch allows, keeping
   // every strided index inside int range.

@@ -45,8 +45,8 @@ class CliTest : public ::testing::Test {
 
   // Runs nfcal with `args` inside the test folder, capturing status, stdout and stderr.
   Outcome nfcal(const std::string& args) const {
-    const std::string command = "cd '" + dir_ + "' && '" NFCAL_CLI_PATH "' " + args +
-                                " >.stdout 2>.stderr";
+    const std::string command =
+        "cd '" + dir_ + "' && '" NFCAL_CLI_PATH "' " + args + " >.stdout 2>.stderr";
     const int raw = std::system(command.c_str());
     Outcome outcome;
     outcome.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;

@@ -83,8 +83,8 @@ TEST_F(CsvTest, NanAndInfinityAreReadForLaterChecks) {
 }
 
 TEST_F(CsvTest, RoundTripsDoublesAndFloatsExactly) {
-  const Matrix<double> doubles(2, 3, std::vector<double>{0.1, -1.0 / 3.0, 1e-310, 123456789.125,
-                                                         -0.0, 6.02214076e23});
+  const Matrix<double> doubles(
+      2, 3, std::vector<double>{0.1, -1.0 / 3.0, 1e-310, 123456789.125, -0.0, 6.02214076e23});
   write_csv(path("d.csv"), doubles, {"a", "b", "c"});
   std::vector<std::string> header;
   const Matrix<double> back = read_csv(path("d.csv"), &header);

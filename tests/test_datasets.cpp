@@ -55,8 +55,7 @@ Matrix<double> matrix2(double a, double b, double c, double d) {
 
 TEST(GaussianMixtureTest, OneDimensionalLogProbMatchesTheTextbookFormula) {
   const GaussianMixture mixture({{-1.0}, {2.0}},
-                                {Matrix<double>(1, 1, 0.5), Matrix<double>(1, 1, 2.0)},
-                                {3.0, 7.0});
+                                {Matrix<double>(1, 1, 0.5), Matrix<double>(1, 1, 2.0)}, {3.0, 7.0});
   const Matrix<double> x(3, 1, std::vector<double>{-1.3, 0.4, 5.0});
   const std::vector<double> got = mixture.log_prob(x);
   for (std::size_t r = 0; r < 3; ++r) {

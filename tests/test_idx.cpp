@@ -72,10 +72,16 @@ TEST(IdxTest, BadMagicWrongTypeAndWrongLengthsAreNamed) {
   std::string bad = idx_bytes({2, 2}, ramp(4));
   bad[0] = 7;
   expect_file_error([&] { decode_idx(bad, "bad.idx"); }, "bad.idx: not an IDX file");
-  expect_file_error([&] { decode_idx(idx_bytes({2, 2}, ramp(4), 0x0D), "f.idx"); },
-                    "only unsigned bytes");
-  expect_file_error([&] { decode_idx(idx_bytes({2, 2}, ramp(3)), "short.idx"); },
-                    "truncated: the shape needs 4 bytes, the file has 3");
+  expect_file_error(
+      [&] {
+        decode_idx(idx_bytes({2, 2}, ramp(4), 0x0D), "f.idx");
+      },
+      "only unsigned bytes");
+  expect_file_error(
+      [&] {
+        decode_idx(idx_bytes({2, 2}, ramp(3)), "short.idx");
+      },
+      "truncated: the shape needs 4 bytes, the file has 3");
   expect_file_error([&] { decode_idx(idx_bytes({2, 2}, ramp(5)), "long.idx"); }, "too long");
   expect_file_error([&] { decode_idx(std::string("\0\0\x08\x03\0\0", 6), "head.idx"); },
                     "header is truncated");
@@ -122,8 +128,8 @@ TEST(LogitTransformTest, LogJacobianMatchesFiniteDifferencesOfTheInverseMap) {
   double expected = 0;
   for (const float v : ys) {
     const double h = 1e-4;
-    const double dv_dy = (pixel_of(v + h, transform.lambda) - pixel_of(v - h, transform.lambda)) /
-                         (2 * h);
+    const double dv_dy =
+        (pixel_of(v + h, transform.lambda) - pixel_of(v - h, transform.lambda)) / (2 * h);
     expected -= std::log(dv_dy);  // log dy/dv
   }
   EXPECT_NEAR(transform.log_jacobian(y)[0], expected, 1e-5 * std::abs(expected) + 1e-6);

@@ -2,19 +2,21 @@
 // the log-mean-exp reduction, and the packed MAF row engine (common/maf_rows.hpp), which is
 // checked against the CPU MAF in the same strided layout a GPU block uses. These run on every
 // machine, so the kernels' math is exercised without a GPU.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "nfcal/maf.hpp"
+
 #include "common/accept.hpp"
+#include "common/kernel_plan.hpp"
 #include "common/maf_pack.hpp"
 #include "common/maf_rows.hpp"
 #include "common/philox.hpp"
-#include "nfcal/maf.hpp"
 
 namespace nfcal {
 namespace {
@@ -38,10 +40,10 @@ TEST(KernelMathPhilox, MatchesTheRandom123KnownAnswerVectors) {
 
 TEST(KernelMathPhilox, KeyedWordsUseEveryBitOfSeedAndIndex) {
   const rng::Words4 base = rng::keyed_words(7, 5, 0, rng::kStreamBaseNoise);
-  const rng::Words4 high_index = rng::keyed_words(7, 5 + (std::uint64_t(1) << 32), 0,
-                                                  rng::kStreamBaseNoise);
-  const rng::Words4 high_seed = rng::keyed_words(7 + (std::uint64_t(1) << 32), 5, 0,
-                                                 rng::kStreamBaseNoise);
+  const rng::Words4 high_index =
+      rng::keyed_words(7, 5 + (std::uint64_t(1) << 32), 0, rng::kStreamBaseNoise);
+  const rng::Words4 high_seed =
+      rng::keyed_words(7 + (std::uint64_t(1) << 32), 5, 0, rng::kStreamBaseNoise);
   const rng::Words4 other_stream = rng::keyed_words(7, 5, 0, rng::kStreamAccept);
   const rng::Words4 other_block = rng::keyed_words(7, 5, 1, rng::kStreamBaseNoise);
   for (const rng::Words4& w : {high_index, high_seed, other_stream, other_block}) {
@@ -89,8 +91,7 @@ TEST(KernelMathPhilox, KeyedNormalsHaveStandardNormalMoments) {
 TEST(KernelMathAccept, ClippedMarginRemovesBalanceThenClips) {
   EXPECT_FLOAT_EQ(calib::clipped_margin(1.5f, 0.5f, 2.0f), 1.0f);
   EXPECT_FLOAT_EQ(calib::clipped_margin(5.0f, 0.5f, 2.0f), 2.0f);
-  EXPECT_FLOAT_EQ(calib::clipped_margin(5.0f, 0.0f, std::numeric_limits<float>::infinity()),
-                  5.0f);
+  EXPECT_FLOAT_EQ(calib::clipped_margin(5.0f, 0.0f, std::numeric_limits<float>::infinity()), 5.0f);
   EXPECT_TRUE(std::isnan(calib::clipped_margin(std::nanf(""), 0.0f, 2.0f)));
 }
 
@@ -359,13 +360,12 @@ TEST_P(KernelMathMafRows, DensityPassMapsSamplesBackToTheirNoise) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    KernelMathShapes, KernelMathMafRows,
-    ::testing::Values(EngineCase{1, 8, 1, Activation::kRelu, false},
-                      EngineCase{3, 5, 2, Activation::kTanh, true},
-                      EngineCase{8, 32, 2, Activation::kRelu, true},
-                      EngineCase{7, 4, 3, Activation::kElu, false},
-                      EngineCase{13, 40, 1, Activation::kElu, true}));
+INSTANTIATE_TEST_SUITE_P(KernelMathShapes, KernelMathMafRows,
+                         ::testing::Values(EngineCase{1, 8, 1, Activation::kRelu, false},
+                                           EngineCase{3, 5, 2, Activation::kTanh, true},
+                                           EngineCase{8, 32, 2, Activation::kRelu, true},
+                                           EngineCase{7, 4, 3, Activation::kElu, false},
+                                           EngineCase{13, 40, 1, Activation::kElu, true}));
 
 TEST(KernelMathMafPack, MaskedOutWeightsAreZeroInThePackedCopy) {
   // Changing a weight the mask hides changes neither the packed buffer nor the density.
@@ -407,6 +407,56 @@ TEST(KernelMathMafPack, RejectsMoreHiddenLayersThanTheKernelsSupport) {
   config.hidden_layers = rows::kMaxHiddenLayers + 1;
   const Maf flow(config);
   EXPECT_THROW(rows::pack_flow(flow), InvalidArgument);
+}
+
+// --- Kernel memory plans -----------------------------------------------------------------------
+
+constexpr std::size_t kHopperSharedPerBlock = 232448;  // 227 KB opt-in (H100, H200)
+constexpr std::size_t kAmpereSharedPerBlock = 166912;  // 163 KB opt-in (A100)
+
+rows::PackedFlow packed_shape(int dim, int hidden) {
+  MafConfig config;
+  config.dim = dim;
+  config.hidden = hidden;
+  config.layers = 5;
+  config.hidden_layers = 2;
+  return rows::pack_flow(Maf(config));
+}
+
+TEST(KernelMathPlan, TargetModelIsFusedWithTile128OnHopperAnd64OnAmpere) {
+  // D = 8, hidden 128: a layer block of (8*128+128) + (128*128+128) + (128*16+16) floats and
+  // 2*8 + 2*128 + 16 floats of state per row.
+  const rows::PackedFlow f = packed_shape(8, 128);
+  EXPECT_EQ(f.maf.max_block_floats, 19728);
+  EXPECT_EQ(rows::state_floats(f.maf), 288);
+  const rows::KernelPlan hopper = rows::plan_fused_density(f.maf, kHopperSharedPerBlock);
+  EXPECT_EQ(hopper.tile, 128);
+  EXPECT_EQ(hopper.shared_bytes, (19728u + 128u * 288u) * 4u);
+  EXPECT_EQ(rows::plan_fused_density(f.maf, kAmpereSharedPerBlock).tile, 64);
+  const rows::KernelPlan sampling = rows::plan_sampling(f.maf, kHopperSharedPerBlock);
+  EXPECT_TRUE(sampling.weights_shared && sampling.state_shared);
+}
+
+TEST(KernelMathPlan, ModelsBeyondSharedMemoryUseTheGeneralPathAndGlobalScratch) {
+  const rows::PackedFlow wide = packed_shape(8, 256);  // a 256 x 256 matrix alone is 256 KiB
+  EXPECT_EQ(rows::plan_fused_density(wide.maf, kHopperSharedPerBlock).tile, 0);
+  const rows::KernelPlan sampling = rows::plan_sampling(wide.maf, kHopperSharedPerBlock);
+  EXPECT_FALSE(sampling.weights_shared);
+  EXPECT_FALSE(sampling.state_shared);
+  EXPECT_EQ(sampling.shared_bytes, 0u);
+  EXPECT_GT(sampling.tile, 0);
+}
+
+TEST(KernelMathPlan, SamplingKeepsWeightsSharedWhenOnlyTheStateIsTooBig) {
+  // D = 64, hidden 64 fits whole at tile 64; with a limit just above the weights alone, only
+  // the weights stay in shared memory.
+  const rows::PackedFlow f = packed_shape(64, 64);
+  EXPECT_EQ(rows::plan_fused_density(f.maf, kHopperSharedPerBlock).tile, 64);
+  const std::size_t weights = static_cast<std::size_t>(f.maf.max_block_floats) * 4;
+  const rows::KernelPlan tight = rows::plan_sampling(f.maf, weights + 100);
+  EXPECT_TRUE(tight.weights_shared);
+  EXPECT_FALSE(tight.state_shared);
+  EXPECT_EQ(tight.shared_bytes, weights);
 }
 
 }  // namespace

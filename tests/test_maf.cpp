@@ -2,14 +2,15 @@
 // differences, autoregressive structure, degree-ordered sampling against the D-pass
 // reference, gradients against finite differences, and invariance to batching and threads.
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <vector>
 
-#include "maf_test_support.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
+
+#include "maf_test_support.hpp"
 
 namespace nfcal {
 namespace {

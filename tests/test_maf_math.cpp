@@ -1,10 +1,10 @@
 // CPU tests of the per-element MAF arithmetic the CUDA kernels share (kernels/common/maf_math.hpp).
 
-#include "common/maf_math.hpp"
+#include <cmath>
 
 #include <gtest/gtest.h>
 
-#include <cmath>
+#include "common/maf_math.hpp"
 
 namespace nfcal::maf_math {
 namespace {
@@ -13,8 +13,8 @@ TEST(MafMath, ActivationDerivativesMatchFiniteDifferences) {
   for (int activation : {kRelu, kTanh, kElu}) {
     for (double z : {-2.5, -0.7, -0.01, 0.02, 0.9, 3.0}) {
       const double step = 1e-6;
-      const double numeric = (activate(z + step, activation) - activate(z - step, activation)) /
-                             (2 * step);
+      const double numeric =
+          (activate(z + step, activation) - activate(z - step, activation)) / (2 * step);
       EXPECT_NEAR(activation_derivative(z, activate(z, activation), activation), numeric, 1e-8)
           << "activation " << activation << " at " << z;
     }

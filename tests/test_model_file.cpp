@@ -14,11 +14,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "maf_test_support.hpp"
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/model_file.hpp"
+
+#include "maf_test_support.hpp"
 
 namespace nfcal {
 namespace {
@@ -252,8 +253,9 @@ TEST_F(ModelFileTest, FlowsRoundTripBitExactly) {
   EXPECT_EQ(back.standardization().scale, flow.standardization().scale);
 
   // The same numbers give the same densities, to the bit.
-  const Matrix<float> x(4, 3, std::vector<float>{0.1f, -0.5f, 1.0f, 2.0f, 0.0f, -1.0f,
-                                                 0.3f, 0.3f, 0.3f, -2.0f, 1.5f, 0.7f});
+  const Matrix<float> x(4, 3,
+                        std::vector<float>{0.1f, -0.5f, 1.0f, 2.0f, 0.0f, -1.0f, 0.3f, 0.3f, 0.3f,
+                                           -2.0f, 1.5f, 0.7f});
   EXPECT_EQ(back.log_prob(x), flow.log_prob(x));
 }
 
@@ -261,8 +263,8 @@ TEST_F(ModelFileTest, FlowsWithoutStandardizationStayWithout) {
   MafConfig config;
   config.dim = 2;
   config.hidden = 8;
-  const Maf back = decode_flow(decode_model_file(encode_model_file(encode_flow(Maf(config))),
-                                                 "plain.nfcal"));
+  const Maf back =
+      decode_flow(decode_model_file(encode_model_file(encode_flow(Maf(config))), "plain.nfcal"));
   EXPECT_FALSE(back.standardization().active());
   EXPECT_TRUE(back.config() == config);
 }
@@ -297,8 +299,8 @@ TEST_F(ModelFileTest, BadFlowFilesOnDiskGetTheirOwnErrorKinds) {
   EXPECT_EQ(failure_of([&] { load_flow(path("empty.nfcal")); }).kind, Kind::kNotAModel);
   EXPECT_EQ(failure_of([&] { load_flow(path("config.json")); }).kind, Kind::kNotAModel);
   EXPECT_EQ(failure_of([&] { load_flow(path("flipped.nfcal")); }).kind, Kind::kCorrupted);
-  EXPECT_TRUE(contains(failure_of([&] { load_flow(path("cut.nfcal")); }).message,
-                       path("cut.nfcal")));
+  EXPECT_TRUE(
+      contains(failure_of([&] { load_flow(path("cut.nfcal")); }).message, path("cut.nfcal")));
 }
 
 TEST_F(ModelFileTest, FlowHeadersThatDisagreeWithTheConfigurationAreNamed) {
@@ -312,19 +314,18 @@ TEST_F(ModelFileTest, FlowHeadersThatDisagreeWithTheConfigurationAreNamed) {
   EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"].erase("hidden"); })),
                        "config has no field 'hidden'"));
   EXPECT_TRUE(contains(
-      message(edited_header(file, [](Json& h) { h["config"]["activation"] = "swish"; })),
-      "swish"));
+      message(edited_header(file, [](Json& h) { h["config"]["activation"] = "swish"; })), "swish"));
   EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"]["dim"] = "3"; })),
                        "config field 'dim' has the wrong type"));
   EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"]["layers"] = 0; })),
                        "config:"));
-  EXPECT_TRUE(contains(
-      message(edited_header(file, [](Json& h) { h["tensors"][2]["rows"] = 99; })), "tensor 2"));
-  EXPECT_TRUE(contains(
-      message(edited_header(file, [](Json& h) { h["tensors"].erase(0); })), "tensors"));
+  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["tensors"][2]["rows"] = 99; })),
+                       "tensor 2"));
+  EXPECT_TRUE(
+      contains(message(edited_header(file, [](Json& h) { h["tensors"].erase(0); })), "tensors"));
   // A different hidden size changes every shape: the parameters no longer fit.
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"]["hidden"] = 8; })),
-                       "tensor"));
+  EXPECT_TRUE(
+      contains(message(edited_header(file, [](Json& h) { h["config"]["hidden"] = 8; })), "tensor"));
 }
 
 TEST_F(ModelFileTest, FlowSectionsOfTheWrongSizeOrWithNonFiniteValuesAreNamed) {
@@ -364,8 +365,8 @@ TEST_F(ModelFileTest, FlowSectionsOfTheWrongSizeOrWithNonFiniteValuesAreNamed) {
 
   // A non-zero weight where the autoregressive mask forbids one breaks normalization.
   const std::vector<bool> live = testing::unmasked_parameters(probe);
-  const std::size_t masked = static_cast<std::size_t>(
-      std::find(live.begin(), live.end(), false) - live.begin());
+  const std::size_t masked =
+      static_cast<std::size_t>(std::find(live.begin(), live.end(), false) - live.begin());
   std::string unmasked = parameters;
   const float one = 1.0f;
   std::memcpy(&unmasked[masked * sizeof(float)], &one, sizeof(float));

@@ -147,8 +147,8 @@ TEST_F(NpyTest, ReadsHandMadeVersion2And3FilesInBothByteOrders) {
     for (bool big : {false, true}) {
       const std::string descr = big ? ">f8" : "<f8";
       const std::string bytes =
-          hand_made(version, "{'shape': (2, 3), 'fortran_order': False, 'descr': '" + descr +
-                                 "'}", raw_bytes(kValues, big));
+          hand_made(version, "{'shape': (2, 3), 'fortran_order': False, 'descr': '" + descr + "'}",
+                    raw_bytes(kValues, big));
       EXPECT_EQ(decode_npy(bytes, "hand.npy").values(), kValues) << version << big;
     }
   }
@@ -188,16 +188,15 @@ TEST_F(NpyTest, ReadsIntegerArraysOfEverySizeAsExactValues) {
 }
 
 TEST_F(NpyTest, ReadsEmptyArraysAndPython2LongShapes) {
-  const Matrix<double> empty =
-      decode_npy(hand_made(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4)}", ""),
-                 "empty.npy");
+  const Matrix<double> empty = decode_npy(
+      hand_made(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4)}", ""), "empty.npy");
   EXPECT_EQ(empty.rows(), 0u);
   EXPECT_EQ(empty.cols(), 4u);
 
-  const Matrix<double> old = decode_npy(
-      hand_made(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1L, 1L), }",
-                raw_bytes<double>({2.0}, false)),
-      "old.npy");
+  const Matrix<double> old =
+      decode_npy(hand_made(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1L, 1L), }",
+                           raw_bytes<double>({2.0}, false)),
+                 "old.npy");
   EXPECT_EQ(old.values(), (std::vector<double>{2.0}));
 }
 
@@ -245,22 +244,21 @@ TEST_F(NpyTest, RejectsFortranOrderWithAHowToFix) {
 }
 
 TEST_F(NpyTest, RejectsArraysWithZeroOrMoreThanTwoDimensions) {
-  const std::string three = decode_error(
-      hand_made(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 3, 2)}",
-                raw_bytes(kValues, false)));
-  EXPECT_NE(three.find("shape (1, 3, 2); expected a 1-D or 2-D array"), std::string::npos)
-      << three;
+  const std::string three =
+      decode_error(hand_made(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 3, 2)}",
+                             raw_bytes(kValues, false)));
+  EXPECT_NE(three.find("shape (1, 3, 2); expected a 1-D or 2-D array"), std::string::npos) << three;
   const std::string scalar = decode_error(hand_made(
       1, "{'descr': '<f8', 'fortran_order': False, 'shape': ()}", raw_bytes<double>({1}, false)));
   EXPECT_NE(scalar.find("shape ()"), std::string::npos) << scalar;
 }
 
 TEST_F(NpyTest, RejectsUnsupportedAndStructuredDtypesByName) {
-  const std::string half = decode_error(
-      hand_made(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (1,)}", "ab"));
+  const std::string half =
+      decode_error(hand_made(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (1,)}", "ab"));
   EXPECT_NE(half.find("unsupported .npy dtype '<f2'"), std::string::npos) << half;
-  const std::string complex = decode_error(
-      hand_made(1, "{'descr': '<c16', 'fortran_order': False, 'shape': (0,)}", ""));
+  const std::string complex =
+      decode_error(hand_made(1, "{'descr': '<c16', 'fortran_order': False, 'shape': (0,)}", ""));
   EXPECT_NE(complex.find("'<c16'"), std::string::npos) << complex;
   const std::string record = decode_error(hand_made(
       1, "{'descr': [('a', '<f8'), ('b', '<i4')], 'fortran_order': False, 'shape': (0,)}", ""));
@@ -274,10 +272,9 @@ TEST_F(NpyTest, RejectsMalformedHeadersNamingTheProblem) {
   const std::string syntax =
       decode_error(hand_made(1, "{'descr': '<f8' 'fortran_order': False}", ""));
   EXPECT_NE(syntax.find("bad .npy header: expected ',' or '}'"), std::string::npos) << syntax;
-  const std::string wrong_type = decode_error(
-      hand_made(1, "{'descr': '<f8', 'fortran_order': 'no', 'shape': (1,)}", ""));
-  EXPECT_NE(wrong_type.find("'fortran_order' has the wrong type"), std::string::npos)
-      << wrong_type;
+  const std::string wrong_type =
+      decode_error(hand_made(1, "{'descr': '<f8', 'fortran_order': 'no', 'shape': (1,)}", ""));
+  EXPECT_NE(wrong_type.find("'fortran_order' has the wrong type"), std::string::npos) << wrong_type;
 }
 
 TEST_F(NpyTest, MissingFilesAndFoldersAreFileErrorsNamingThePath) {

@@ -12,6 +12,7 @@
 
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
+
 #include "report/report.hpp"
 
 namespace nfcal::report {
@@ -94,7 +95,7 @@ TEST(ReportTest, ImageRunsReportBitsPerPixel) {
 TEST(ReportTest, GridCoversTheDataButNotAFarOutlier) {
   Matrix<float> x(2001, 2);
   for (std::size_t i = 0; i < 2000; ++i) {
-    x(i, 0) = static_cast<float>(i) / 1999.0f;       // [0, 1]
+    x(i, 0) = static_cast<float>(i) / 1999.0f;                 // [0, 1]
     x(i, 1) = -2.0f + 4.0f * static_cast<float>(i) / 1999.0f;  // [-2, 2]
   }
   x(2000, 0) = 1000.0f;
@@ -118,8 +119,9 @@ TEST(ReportTest, GridCoversTheDataButNotAFarOutlier) {
 TEST(ReportTest, PlottingCollectsTheWrittenPicturesAndReportsFailures) {
   const std::string folder = ::testing::TempDir();
   write_file_atomically(folder + "good.sh", "echo 'wrote density.png'; echo 'wrote samples.png'\n");
-  write_file_atomically(folder + "bad.sh", "echo 'wrote density.png'; echo 'ran out of ink' >&2; "
-                                           "exit 3\n");
+  write_file_atomically(folder + "bad.sh",
+                        "echo 'wrote density.png'; echo 'ran out of ink' >&2; "
+                        "exit 3\n");
   const PlotOutcome good = make_plots("/bin/sh", folder + "good.sh", folder);
   EXPECT_TRUE(good.made);
   EXPECT_EQ(good.files, (std::vector<std::string>{"density.png", "samples.png"}));

@@ -1,14 +1,15 @@
 // Training tests: the flow learns densities whose true log-likelihood is known, improves on
 // two moons, samples with the data's moments, and is reproducible across thread counts.
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <vector>
 
-#include "maf_test_support.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/error.hpp"
 #include "nfcal/train.hpp"
+
+#include "maf_test_support.hpp"
 
 namespace nfcal {
 namespace {

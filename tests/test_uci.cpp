@@ -1,11 +1,12 @@
 // Loaders of the converted MAF benchmark sets, on small splits the tests write.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <string>
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include "nfcal/error.hpp"
 #include "nfcal/npy.hpp"

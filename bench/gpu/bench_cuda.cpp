@@ -8,7 +8,6 @@
 // flow (two FLOPs each), "bytes_per_s" the bytes a pass must move to and from device memory,
 // so both read against the hardware's limits. Without a CUDA device every row is skipped
 // with the reason. Architecture: 5 MADE layers of 2 hidden layers, as the CPU rows.
-#include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -18,11 +17,14 @@
 #include <random>
 #include <vector>
 
-#include "cuda_accept.cuh"
-#include "cuda_check.cuh"
+#include <benchmark/benchmark.h>
+
 #include "nfcal/cuda.hpp"
 #include "nfcal/device.hpp"
 #include "nfcal/maf.hpp"
+
+#include "cuda_accept.cuh"
+#include "cuda_check.cuh"
 
 namespace {
 
@@ -170,8 +172,7 @@ std::unique_ptr<nfcal::CudaBooster> bench_booster(const nfcal::CudaMaf& gpu, int
   NFCAL_CUDA_CHECK(cudaMemcpy(labels.data(), host_labels.data(), host_labels.size() * 4,
                               cudaMemcpyHostToDevice));
   return nfcal::CudaBooster::train(x.data(), labels.data(), 2 * n, dim,
-                                   {"max_depth=6", "eta=0.1", "seed=0", "tree_method=hist"},
-                                   trees);
+                                   {"max_depth=6", "eta=0.1", "seed=0", "tree_method=hist"}, trees);
 }
 
 // XGBoost margin rows/s from device arrays; range(0) trees, range(1) log2 rows, D = 8.
@@ -206,8 +207,8 @@ void BM_CudaAcceptCompact(benchmark::State& state) {
   });
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
   // Margins read, flags written and read, indices written and read, accepted rows copied.
-  const double bytes = static_cast<double>(n) * (4 + 2) +
-                       static_cast<double>(accepted) * (2 * 4 + 2.0 * 4 * dim);
+  const double bytes =
+      static_cast<double>(n) * (4 + 2) + static_cast<double>(accepted) * (2 * 4 + 2.0 * 4 * dim);
   state.counters["bytes_per_s"] =
       benchmark::Counter(bytes * state.iterations(), benchmark::Counter::kIsRate);
   state.counters["acceptance"] = static_cast<double>(accepted) / static_cast<double>(n);
@@ -245,17 +246,32 @@ void BM_CudaCalibratedSampling(benchmark::State& state) {
 BENCHMARK(BM_CudaMafLogProb)
     ->Apply([](benchmark::internal::Benchmark* b) { flow_sizes(b, 24, 0); })
     ->Apply([](benchmark::internal::Benchmark* b) { flow_sizes(b, 22, 1); })
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CudaMafSample)
     ->Apply([](benchmark::internal::Benchmark* b) { flow_sizes(b, 24, 0); })
-    ->Args({8, 64, 20, 1})->Args({8, 256, 20, 1})->Args({64, 256, 16, 1})
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Args({8, 64, 20, 1})
+    ->Args({8, 256, 20, 1})
+    ->Args({64, 256, 16, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CudaXGBoostMargins)
-    ->Args({100, 20})->Args({2000, 20})->Args({100, 24})->Args({2000, 24})
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_CudaAcceptCompact)->Arg(20)->Arg(24)->Arg(26)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_CudaCalibratedSampling)->Arg(20)->Arg(23)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Args({100, 20})
+    ->Args({2000, 20})
+    ->Args({100, 24})
+    ->Args({2000, 24})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CudaAcceptCompact)
+    ->Arg(20)
+    ->Arg(24)
+    ->Arg(26)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CudaCalibratedSampling)
+    ->Arg(20)
+    ->Arg(23)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

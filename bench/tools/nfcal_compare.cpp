@@ -220,7 +220,7 @@ struct TargetReached {};
 
 json train_to_target(const Arguments& args) {
   const std::string dir = args.at(0, "DIR");
-  const double target = args.number("target", -9.3);
+  const double target = args.number("target", -12.0);
   const nfcal::Matrix<float> train = nfcal::read_npy_float(dir + "/train.npy");
   const nfcal::Matrix<float> validation = nfcal::read_npy_float(dir + "/validation.npy");
 
@@ -249,6 +249,8 @@ json train_to_target(const Arguments& args) {
       history.push_back({{"epoch", report.epoch},
                          {"validation_log_likelihood", report.validation_log_likelihood},
                          {"seconds", elapsed}});
+      std::cerr << "nfcal epoch " << report.epoch << ": validation "
+                << report.validation_log_likelihood << " at " << elapsed << " s\n";
       if (report.validation_log_likelihood < target) return;
       out["reached"] = true;
       out["seconds"] = elapsed;
@@ -290,24 +292,24 @@ json calibrated(const Arguments& args) {
 
   // The flow alone on the baseline's rows: density and degree-ordered sampling.
   std::vector<float> log_density(rows.rows());
-  out["density_rows_per_s"] = rows_per_second(
-      [&] { flow.log_prob(rows.data(), rows.rows(), log_density.data()); }, rows.rows(),
-      min_seconds);
+  out["density_rows_per_s"] =
+      rows_per_second([&] { flow.log_prob(rows.data(), rows.rows(), log_density.data()); },
+                      rows.rows(), min_seconds);
   const std::size_t sample_rows = 4096;
   std::uint64_t seed = 0;
-  out["flow_sampling_rows_per_s"] = rows_per_second(
-      [&] { flow.sample(sample_rows, seed++); }, sample_rows, min_seconds);
+  out["flow_sampling_rows_per_s"] =
+      rows_per_second([&] { flow.sample(sample_rows, seed++); }, sample_rows, min_seconds);
 
   // Margins of the baseline's rows with the baseline's trees.
   std::vector<float> margins(rows.rows());
-  out["margin_rows_per_s"] = rows_per_second(
-      [&] { classifier->margins(rows.data(), rows.rows(), margins.data()); }, rows.rows(),
-      min_seconds);
+  out["margin_rows_per_s"] =
+      rows_per_second([&] { classifier->margins(rows.data(), rows.rows(), margins.data()); },
+                      rows.rows(), min_seconds);
   out["trees"] = classifier->num_trees();
 
   // Calibrated samples end to end: flow candidates, margins, accept/reject.
-  const nfcal::LogZEstimate log_z = nfcal::estimate_flow_log_z(flow, *classifier, ceiling,
-                                                               100000, 5);
+  const nfcal::LogZEstimate log_z =
+      nfcal::estimate_flow_log_z(flow, *classifier, ceiling, 100000, 5);
   const nfcal::CalibratedFlow model(flow, classifier, ceiling, log_z);
   nfcal::SamplerOptions options;
   options.seed = 6;

@@ -162,10 +162,9 @@ class CudaBooster : public DeviceClassifier {
   /// `rounds` boosting rounds. `params` are XGBoost parameters as "name=value" strings;
   /// device=cuda:N, objective binary:logistic and validate_parameters=1 are set for you.
   /// The balance is taken from the labels. Throws XGBoostError with XGBoost's message.
-  static std::unique_ptr<CudaBooster> train(const float* d_x, const float* d_labels,
-                                            std::size_t n, int dim,
-                                            const std::vector<std::string>& params, int rounds,
-                                            int device = 0);
+  static std::unique_ptr<CudaBooster> train(const float* d_x, const float* d_labels, std::size_t n,
+                                            int dim, const std::vector<std::string>& params,
+                                            int rounds, int device = 0);
 
   int num_features() const override { return dim_; }
   void margins(const float* d_x, std::size_t n, float* d_out, CudaStream stream) const override;
@@ -186,8 +185,8 @@ class CudaBooster : public DeviceClassifier {
 
 /// Settings of the calibrated rejection sampler.
 struct CudaSamplerConfig {
-  float ceiling = 2.0f;                        // L: accept when log u < min(m, L) - L
-  std::uint64_t seed = 0;                      // keys candidate noise and uniforms
+  float ceiling = 2.0f;                               // L: accept when log u < min(m, L) - L
+  std::uint64_t seed = 0;                             // keys candidate noise and uniforms
   std::size_t max_candidates = std::size_t(1) << 36;  // SamplingError beyond this
   std::size_t max_round = std::size_t(1) << 24;       // candidates per round, at most
 };
@@ -197,9 +196,9 @@ struct CudaSamplingStats {
   std::size_t candidates = 0;
   std::size_t accepted = 0;
   int rounds = 0;
-  double flow_seconds = 0;     // candidate generation
-  double margin_seconds = 0;   // classifier
-  double accept_seconds = 0;   // accept kernel and compaction
+  double flow_seconds = 0;    // candidate generation
+  double margin_seconds = 0;  // classifier
+  double accept_seconds = 0;  // accept kernel and compaction
   double acceptance_rate() const {
     return candidates ? static_cast<double>(accepted) / static_cast<double>(candidates) : 0.0;
   }
@@ -245,10 +244,10 @@ class CudaCalibratedSampler {
 /// Accepted rows are appended in index order to d_out (capacity rows, dim) starting at row
 /// `offset`; rows past the capacity are dropped. Returns how many were accepted (all of them,
 /// also those dropped). Synchronizes on stream.
-std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::size_t n,
-                             int dim, std::uint64_t first_index, std::uint64_t seed,
-                             float ceiling, float* d_out, std::size_t offset,
-                             std::size_t capacity, CudaStream stream = nullptr);
+std::size_t cuda_accept_rows(const float* d_rows, const float* d_margins, std::size_t n, int dim,
+                             std::uint64_t first_index, std::uint64_t seed, float ceiling,
+                             float* d_out, std::size_t offset, std::size_t capacity,
+                             CudaStream stream = nullptr);
 
 /// Stable log-mean-exp of min(d_values[i], ceiling) over n device values, with its delta-method
 /// standard error, effective sample size and the largest unclipped value (ceiling may be

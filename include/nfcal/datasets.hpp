@@ -28,8 +28,7 @@ class GaussianMixture {
   /// A random mixture of `components` Gaussians in `dim` dimensions, fixed by `seed`: means
   /// spread with standard deviation `spread` per axis, covariances A A^T / dim + 0.05 I from a
   /// standard normal factor A (so variances are around 1), weights proportional to 1 + U(0, 1).
-  static GaussianMixture random(int dim, int components, std::uint64_t seed,
-                                double spread = 3.0);
+  static GaussianMixture random(int dim, int components, std::uint64_t seed, double spread = 3.0);
 
   int dim() const { return static_cast<int>(means_.empty() ? 0 : means_[0].size()); }
   int components() const { return static_cast<int>(means_.size()); }
@@ -78,9 +77,9 @@ std::vector<double> checkerboard_log_prob(const Matrix<double>& x);
 
 /// One entry of the dataset registry.
 struct DatasetInfo {
-  std::string name;         // what make_dataset() and `nfcal --dataset` accept
-  std::string description;  // one line
-  int dim = 0;              // columns
+  std::string name;            // what make_dataset() and `nfcal --dataset` accept
+  std::string description;     // one line
+  int dim = 0;                 // columns
   bool known_density = false;  // dataset_log_prob() works for it
 };
 

@@ -40,15 +40,15 @@ Ordering parse_ordering(const std::string& name);
 
 /// Architecture of a MAF. Defaults follow the published setup where it fits small data.
 struct MafConfig {
-  int dim = 2;                  // D, number of data columns
-  int layers = 5;               // number of MADE layers (flow steps)
-  int hidden = 128;             // hidden units per hidden layer of each MADE
-  int hidden_layers = 2;        // hidden layers per MADE
+  int dim = 2;                                // D, number of data columns
+  int layers = 5;                             // number of MADE layers (flow steps)
+  int hidden = 128;                           // hidden units per hidden layer of each MADE
+  int hidden_layers = 2;                      // hidden layers per MADE
   Activation activation = Activation::kTanh;  // relu (the published choice) trains less stably
-  Ordering ordering = Ordering::kReversed;  // how the order changes from layer to layer
-  bool batch_norm = false;      // batch normalization after every MADE layer but the last
-  double max_log_scale = 6.0;   // B in alpha = B * tanh(raw / B)
-  std::uint64_t seed = 0;       // weight initialization and random orders
+  Ordering ordering = Ordering::kReversed;    // how the order changes from layer to layer
+  bool batch_norm = false;     // batch normalization after every MADE layer but the last
+  double max_log_scale = 6.0;  // B in alpha = B * tanh(raw / B)
+  std::uint64_t seed = 0;      // weight initialization and random orders
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -60,7 +60,7 @@ struct TensorSpec {
   std::string name;        // e.g. "layer2.made.hidden0.weight"
   std::size_t offset = 0;  // into parameters()
   int rows = 0;
-  int cols = 0;            // 1 for vectors
+  int cols = 0;  // 1 for vectors
   std::size_t size() const { return static_cast<std::size_t>(rows) * cols; }
 };
 
@@ -74,13 +74,13 @@ struct MadeLayout {
   int out_bias = -1;    // (2D)
   // prefix[l][r]: row r of weights[l] uses columns [0, prefix); out_prefix for out_weight
   std::vector<std::vector<int>> prefix;
-  std::vector<int> out_prefix;      // per ordered output k (mu and alpha share it)
+  std::vector<int> out_prefix;  // per ordered output k (mu and alpha share it)
 };
 
 /// Index of the tensors of one batch-normalization layer.
 struct BatchNormLayout {
-  int log_gamma = -1;  // (D) parameters
-  int beta = -1;       // (D)
+  int log_gamma = -1;            // (D) parameters
+  int beta = -1;                 // (D)
   std::size_t running_mean = 0;  // offsets into buffers(), D values each
   std::size_t running_var = 0;
 };

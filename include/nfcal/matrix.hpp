@@ -18,9 +18,8 @@ class Matrix {
   Matrix(std::size_t rows, std::size_t cols, std::vector<T> values)
       : rows_(rows), cols_(cols), values_(std::move(values)) {
     if (values_.size() != rows * cols) {
-      throw InvalidArgument("Matrix: " + std::to_string(values_.size()) +
-                            " values do not fill " + std::to_string(rows) + " x " +
-                            std::to_string(cols));
+      throw InvalidArgument("Matrix: " + std::to_string(values_.size()) + " values do not fill " +
+                            std::to_string(rows) + " x " + std::to_string(cols));
     }
   }
 
@@ -48,10 +47,10 @@ class Matrix {
   /// Rows [first, first + count) as a new matrix.
   Matrix slice_rows(std::size_t first, std::size_t count) const {
     if (first + count > rows_) throw InvalidArgument("Matrix::slice_rows: range past the end");
-    return Matrix(count, cols_,
-                  std::vector<T>(values_.begin() + static_cast<std::ptrdiff_t>(first * cols_),
-                                 values_.begin() +
-                                     static_cast<std::ptrdiff_t>((first + count) * cols_)));
+    return Matrix(
+        count, cols_,
+        std::vector<T>(values_.begin() + static_cast<std::ptrdiff_t>(first * cols_),
+                       values_.begin() + static_cast<std::ptrdiff_t>((first + count) * cols_)));
   }
 
  private:

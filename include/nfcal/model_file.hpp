@@ -38,7 +38,7 @@ struct ModelFile {
   std::string header_json;  // the header, a JSON object; decoding returns it whole, with
                             // "kind" and "nfcal_version" among its keys
   std::vector<std::pair<std::string, std::string>> sections;  // (name, bytes), in file order
-  std::string source;       // the file or byte string it came from, for messages (not stored)
+  std::string source;  // the file or byte string it came from, for messages (not stored)
 
   /// The bytes of section `name`. Throws ModelFormatError (kCorrupted) naming the section and
   /// the source when there is no such section.

@@ -18,12 +18,12 @@ namespace nfcal {
 
 /// What an .npy header says about its array.
 struct NpyHeader {
-  int major_version = 1;            // 1, 2 or 3
+  int major_version = 1;  // 1, 2 or 3
   int minor_version = 0;
-  std::string descr;                // the dtype as written, e.g. "<f8"
+  std::string descr;  // the dtype as written, e.g. "<f8"
   bool fortran_order = false;
-  std::vector<std::uint64_t> shape; // empty for a 0-d array
-  std::size_t data_offset = 0;      // bytes before the first value
+  std::vector<std::uint64_t> shape;  // empty for a 0-d array
+  std::size_t data_offset = 0;       // bytes before the first value
 };
 
 /// How encode_npy() and write_npy() lay out a file. The defaults are what NumPy itself

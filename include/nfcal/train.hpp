@@ -13,16 +13,16 @@
 namespace nfcal {
 
 struct TrainConfig {
-  int epochs = 200;                 // upper bound; early stopping usually ends sooner
+  int epochs = 200;  // upper bound; early stopping usually ends sooner
   int batch_size = 256;
   double learning_rate = 1e-3;
-  double weight_decay = 1e-6;       // decoupled (AdamW-style)
-  double clip_norm = 5.0;           // global gradient norm; <= 0 disables clipping
-  int patience = 20;                // epochs without validation gain before stopping
-  double validation_fraction = 0.1; // held out of the training rows when none is given
-  bool standardize = true;          // learn per-column shift and scale from the training rows
+  double weight_decay = 1e-6;        // decoupled (AdamW-style)
+  double clip_norm = 5.0;            // global gradient norm; <= 0 disables clipping
+  int patience = 20;                 // epochs without validation gain before stopping
+  double validation_fraction = 0.1;  // held out of the training rows when none is given
+  bool standardize = true;           // learn per-column shift and scale from the training rows
   double batch_norm_momentum = 0.9;
-  std::uint64_t seed = 0;           // minibatch order and the validation split
+  std::uint64_t seed = 0;  // minibatch order and the validation split
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -30,12 +30,12 @@ struct TrainConfig {
 
 /// One line of training progress.
 struct EpochReport {
-  int epoch = 0;                          // 1-based
-  int epochs = 0;                         // the configured maximum
-  double train_log_likelihood = 0;        // mean over the epoch's minibatches, nats
-  double validation_log_likelihood = 0;   // mean over the validation rows, nats
-  double seconds = 0;                     // wall time of the epoch
-  bool improved = false;                  // a new best validation value
+  int epoch = 0;                         // 1-based
+  int epochs = 0;                        // the configured maximum
+  double train_log_likelihood = 0;       // mean over the epoch's minibatches, nats
+  double validation_log_likelihood = 0;  // mean over the validation rows, nats
+  double seconds = 0;                    // wall time of the epoch
+  bool improved = false;                 // a new best validation value
 };
 
 struct TrainResult {

@@ -22,9 +22,9 @@ struct MafDataset {
 
 /// What the loaders know of a set before reading it.
 struct MafDatasetInfo {
-  std::string name;        // "power", "gas", "hepmass", "miniboone", "bsds300"
-  int dim = 0;             // columns after preprocessing
-  std::string download;    // the file(s) of the standard download the script reads
+  std::string name;      // "power", "gas", "hepmass", "miniboone", "bsds300"
+  int dim = 0;           // columns after preprocessing
+  std::string download;  // the file(s) of the standard download the script reads
 };
 
 /// The five sets, in the order of the paper's tables.

@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "common/maf_rows.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
+
+#include "common/maf_rows.hpp"
 
 namespace nfcal::rows {
 
@@ -86,16 +87,16 @@ inline PackedMade pack_made(const BasicMaf<float>& maf, int index, PackedFlow& f
   const int hidden_layers = static_cast<int>(layout.weights.size());
   for (int l = 0; l < hidden_layers; ++l) {
     const TensorSpec& w = t[layout.weights[l]];
-    made.matrix[l] = pack_matrix(p.data() + w.offset, p.data() + t[layout.biases[l]].offset,
-                                 w.rows, in_dim, layout.prefix[l], made.block, flow);
+    made.matrix[l] = pack_matrix(p.data() + w.offset, p.data() + t[layout.biases[l]].offset, w.rows,
+                                 in_dim, layout.prefix[l], made.block, flow);
     in_dim = w.rows;
   }
   std::vector<int> out_prefix(layout.out_prefix);
   out_prefix.insert(out_prefix.end(), layout.out_prefix.begin(), layout.out_prefix.end());
   const TensorSpec& ow = t[layout.out_weight];
-  made.matrix[hidden_layers] = pack_matrix(p.data() + ow.offset,
-                                           p.data() + t[layout.out_bias].offset, 2 * dim,
-                                           in_dim, out_prefix, made.block, flow);
+  made.matrix[hidden_layers] =
+      pack_matrix(p.data() + ow.offset, p.data() + t[layout.out_bias].offset, 2 * dim, in_dim,
+                  out_prefix, made.block, flow);
   made.block_floats = static_cast<int>(static_cast<long long>(flow.floats.size()) - made.block);
 
   // The order of this layer's inputs.

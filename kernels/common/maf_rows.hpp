@@ -53,11 +53,11 @@ struct PackedMaf {
   int hidden_layers = 0;
   int hidden = 0;
   int hidden_pad = 0;
-  int activation = 0;       // maf_math::ActivationCode
-  float bound = 6.0f;       // B in alpha = B tanh(raw / B)
-  int max_block_floats = 0; // largest layer block
-  long long std_shift = -1; // floats offset of (D) standardization shift, or -1
-  long long std_scale = -1; // floats offset of (D) standardization scale
+  int activation = 0;           // maf_math::ActivationCode
+  float bound = 6.0f;           // B in alpha = B tanh(raw / B)
+  int max_block_floats = 0;     // largest layer block
+  long long std_shift = -1;     // floats offset of (D) standardization shift, or -1
+  long long std_scale = -1;     // floats offset of (D) standardization scale
   double log_det_constant = 0;  // -sum log scale of standardization + batch-norm log dets
 };
 
@@ -111,8 +111,7 @@ NFCAL_HD void load4(const float* p, float out[4]) {
 /// out[u] = activation(bias[u] + sum_{c < prefix} in[c] w[c][u]) for unit groups [g0, g1).
 /// With activate false the affine value is stored (the output layer).
 NFCAL_HD void masked_groups(const LayerView& view, const PackedMatrix& m, const float* in,
-                            float* out, int stride, int activation, bool activate, int g0,
-                            int g1) {
+                            float* out, int stride, int activation, bool activate, int g0, int g1) {
   const float* w = view.block + m.weight;
   const float* b = view.block + m.bias;
   const int* group_prefix = view.ints + m.group_prefix;
@@ -193,8 +192,7 @@ NFCAL_HD void gather_ordered(const PackedMaf& maf, const LayerView& view, const 
 
 /// The affine step of the density direction from the MADE outputs in s.outs:
 /// x[order[k]] = (y_k - mu_k) exp(-alpha_k). Returns -sum_k alpha_k.
-NFCAL_HD double affine_density_row(const PackedMaf& maf, const LayerView& view,
-                                   const RowState& s) {
+NFCAL_HD double affine_density_row(const PackedMaf& maf, const LayerView& view, const RowState& s) {
   const int* order = view.ints + view.made->order;
   double log_det = 0;
   for (int k = 0; k < maf.dim; ++k) {
@@ -209,8 +207,7 @@ NFCAL_HD double affine_density_row(const PackedMaf& maf, const LayerView& view,
 
 /// One MADE layer in the density direction: all hidden layers and both outputs in one go.
 /// Returns the layer's log|det| = -sum alpha; x is replaced by the layer's noise.
-NFCAL_HD double made_density_row(const PackedMaf& maf, const LayerView& view,
-                                 const RowState& s) {
+NFCAL_HD double made_density_row(const PackedMaf& maf, const LayerView& view, const RowState& s) {
   gather_ordered(maf, view, s);
 
   // Hidden layers, each reading the previous one's activations.
@@ -236,8 +233,7 @@ NFCAL_HD double base_log_density_row(const PackedMaf& maf, const RowState& s, do
     const double u = s.x[c * s.stride];
     squared += u * u;
   }
-  return maf_math::standard_normal_log_density(squared, maf.dim) + log_det +
-         maf.log_det_constant;
+  return maf_math::standard_normal_log_density(squared, maf.dim) + log_det + maf.log_det_constant;
 }
 
 /// Fills s.x with the base noise of row `row`: keyed by (seed, row) in the base-noise stream,
@@ -283,9 +279,8 @@ NFCAL_HD void advance_frontier(const PackedMaf& maf, const LayerView& view, cons
 NFCAL_HD void made_inverse_row(const PackedMaf& maf, const LayerView& view, const RowState& s) {
   const int* order = view.ints + view.made->order;
   const PackedMatrix& out = view.made->matrix[maf.hidden_layers];
-  const float* last = maf.hidden_layers > 0
-                          ? s.acts + (maf.hidden_layers - 1) * maf.hidden_pad * s.stride
-                          : s.y;
+  const float* last =
+      maf.hidden_layers > 0 ? s.acts + (maf.hidden_layers - 1) * maf.hidden_pad * s.stride : s.y;
   Frontier f{};
   for (int k = 0; k < maf.dim; ++k) {
     // The units that y[0..k) determine, then output k from them.
@@ -306,9 +301,8 @@ NFCAL_HD void made_inverse_row_naive(const PackedMaf& maf, const LayerView& view
                                      const RowState& s) {
   const int* order = view.ints + view.made->order;
   const PackedMatrix& out = view.made->matrix[maf.hidden_layers];
-  const float* last = maf.hidden_layers > 0
-                          ? s.acts + (maf.hidden_layers - 1) * maf.hidden_pad * s.stride
-                          : s.y;
+  const float* last =
+      maf.hidden_layers > 0 ? s.acts + (maf.hidden_layers - 1) * maf.hidden_pad * s.stride : s.y;
   for (int k = 0; k < maf.dim; ++k) s.y[k * s.stride] = 0.0f;
   for (int k = 0; k < maf.dim; ++k) {
     // A whole forward pass from the inputs known so far (the rest are still zero).
@@ -316,8 +310,7 @@ NFCAL_HD void made_inverse_row_naive(const PackedMaf& maf, const LayerView& view
     for (int l = 0; l < maf.hidden_layers; ++l) {
       const PackedMatrix& m = view.made->matrix[l];
       float* act = s.acts + l * maf.hidden_pad * s.stride;
-      masked_groups(view, m, in, act, s.stride, maf.activation, true, 0,
-                    m.units_pad / kUnitGroup);
+      masked_groups(view, m, in, act, s.stride, maf.activation, true, 0, m.units_pad / kUnitGroup);
       in = act;
     }
     const float mu = masked_unit(view, out, last, s.stride, k);

@@ -19,10 +19,10 @@ struct Words4 {
 
 /// Independent streams drawn from one seed.
 enum Stream : std::uint32_t {
-  kStreamBaseNoise = 0,    // the flow's base N(0, I) noise, per row
-  kStreamAccept = 1,       // the uniform of the rejection test, per candidate
-  kStreamShuffle = 2,      // minibatch order and splits
-  kStreamInit = 3,         // weight initialization
+  kStreamBaseNoise = 0,  // the flow's base N(0, I) noise, per row
+  kStreamAccept = 1,     // the uniform of the rejection test, per candidate
+  kStreamShuffle = 2,    // minibatch order and splits
+  kStreamInit = 3,       // weight initialization
 };
 
 NFCAL_HD std::uint32_t mulhilo32(std::uint32_t a, std::uint32_t b, std::uint32_t* hi) {
@@ -52,8 +52,8 @@ NFCAL_HD Words4 philox4x32_10(Words4 counter, std::uint32_t key0, std::uint32_t 
 /// Four random words for (seed, index, block, stream).
 NFCAL_HD Words4 keyed_words(std::uint64_t seed, std::uint64_t index, std::uint32_t block,
                             std::uint32_t stream) {
-  const Words4 counter{{static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32),
-                        block, stream}};
+  const Words4 counter{
+      {static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32), block, stream}};
   return philox4x32_10(counter, static_cast<std::uint32_t>(seed),
                        static_cast<std::uint32_t>(seed >> 32));
 }

@@ -6,11 +6,12 @@
 #include <memory>
 #include <string>
 
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
 #include "nfcal/datasets.hpp"
 #include "nfcal/image_data.hpp"
 #include "nfcal/uci_data.hpp"
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -30,21 +31,23 @@ void list_all() {
 
   // Installable ones: where nfcal looks, and whether the files are there.
   const std::string fashion = fashion_mnist_folder();
-  std::printf("\nInstallable datasets (nfcal run --dataset NAME; --data-dir overrides the "
-              "folder):\n\n");
+  std::printf(
+      "\nInstallable datasets (nfcal run --dataset NAME; --data-dir overrides the "
+      "folder):\n\n");
   std::printf("  %-14s %4s  %-10s %s\n", "name", "dim", "status", "read from");
   std::printf("  %-14s %4d  %-10s %s\n", "fashion-mnist", 784,
               presence(fashion + "/train-images-idx3-ubyte.gz"), fashion.c_str());
   for (const MafDatasetInfo& info : list_maf_datasets()) {
     const std::string folder = maf_dataset_folder(info.name);
-    std::printf("  %-14s %4d  %-10s %s/{train,validation,test}.npy\n", info.name.c_str(),
-                info.dim, presence(folder + "/train.npy"), folder.c_str());
+    std::printf("  %-14s %4d  %-10s %s/{train,validation,test}.npy\n", info.name.c_str(), info.dim,
+                presence(folder + "/train.npy"), folder.c_str());
   }
-  std::printf("\nfashion-mnist: apt-get install dataset-fashion-mnist "
-              "(or set NFCAL_FASHION_MNIST_DIR).\n"
-              "power, gas, hepmass, miniboone, bsds300: convert the MAF paper's download with "
-              "scripts/convert_maf_datasets.py\n(or set NFCAL_MAF_DATA_DIR); see "
-              "docs/datasets.md.\n");
+  std::printf(
+      "\nfashion-mnist: apt-get install dataset-fashion-mnist "
+      "(or set NFCAL_FASHION_MNIST_DIR).\n"
+      "power, gas, hepmass, miniboone, bsds300: convert the MAF paper's download with "
+      "scripts/convert_maf_datasets.py\n(or set NFCAL_MAF_DATA_DIR); see "
+      "docs/datasets.md.\n");
 }
 
 }  // namespace

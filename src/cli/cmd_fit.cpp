@@ -5,11 +5,12 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/model_file.hpp"
 #include "nfcal/train.hpp"
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -53,30 +54,30 @@ void run_fit(const FitOptions& options) {
   config.validate();
   if (runtime.device.is_cuda()) spdlog::info("training runs on the CPU backend");
 
-  log_configuration(
-      "fit", {{"data", options.data},
-              {"rows", std::to_string(train.rows())},
-              {"dim", std::to_string(maf.dim)},
-              {"validation", options.validation.empty() ? "split" : options.validation},
-              {"out", options.out},
-              {"layers", std::to_string(maf.layers)},
-              {"hidden", std::to_string(maf.hidden)},
-              {"hidden_layers", std::to_string(maf.hidden_layers)},
-              {"activation", to_string(maf.activation)},
-              {"ordering", to_string(maf.ordering)},
-              {"batch_norm", maf.batch_norm ? "true" : "false"},
-              {"epochs", std::to_string(config.epochs)},
-              {"batch_size", std::to_string(config.batch_size)},
-              {"learning_rate", format_number(config.learning_rate)},
-              {"patience", std::to_string(config.patience)},
-              {"seed", std::to_string(maf.seed)},
-              {"threads", std::to_string(runtime.threads)},
-              {"device", "cpu"}});
+  log_configuration("fit",
+                    {{"data", options.data},
+                     {"rows", std::to_string(train.rows())},
+                     {"dim", std::to_string(maf.dim)},
+                     {"validation", options.validation.empty() ? "split" : options.validation},
+                     {"out", options.out},
+                     {"layers", std::to_string(maf.layers)},
+                     {"hidden", std::to_string(maf.hidden)},
+                     {"hidden_layers", std::to_string(maf.hidden_layers)},
+                     {"activation", to_string(maf.activation)},
+                     {"ordering", to_string(maf.ordering)},
+                     {"batch_norm", maf.batch_norm ? "true" : "false"},
+                     {"epochs", std::to_string(config.epochs)},
+                     {"batch_size", std::to_string(config.batch_size)},
+                     {"learning_rate", format_number(config.learning_rate)},
+                     {"patience", std::to_string(config.patience)},
+                     {"seed", std::to_string(maf.seed)},
+                     {"threads", std::to_string(runtime.threads)},
+                     {"device", "cpu"}});
 
   // Train, then save with what produced the model.
   Maf flow(maf);
-  const TrainResult result = fit(flow, train, options.validation.empty() ? nullptr : &validation,
-                                 config, epoch_logger());
+  const TrainResult result =
+      fit(flow, train, options.validation.empty() ? nullptr : &validation, config, epoch_logger());
   const nlohmann::json metadata = {
       {"data", options.data},
       {"rows", train.rows()},
@@ -118,8 +119,9 @@ void add_fit_command(CLI::App& app) {
   command->add_option("--activation", options->activation, "relu, tanh or elu")
       ->check(CLI::IsMember({"relu", "tanh", "elu"}))
       ->capture_default_str();
-  command->add_option("--ordering", options->ordering,
-                      "variable order between layers: reversed or random")
+  command
+      ->add_option("--ordering", options->ordering,
+                   "variable order between layers: reversed or random")
       ->check(CLI::IsMember({"reversed", "random"}))
       ->capture_default_str();
   command->add_flag("--batch-norm", options->maf.batch_norm,
@@ -138,8 +140,9 @@ void add_fit_command(CLI::App& app) {
   command->add_option("--weight-decay", options->train.weight_decay, "decoupled weight decay")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  command->add_option("--patience", options->train.patience,
-                      "epochs without validation gain before stopping")
+  command
+      ->add_option("--patience", options->train.patience,
+                   "epochs without validation gain before stopping")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   add_common_options(command, &options->common);

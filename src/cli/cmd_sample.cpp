@@ -5,13 +5,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/model_file.hpp"
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
 
 #if defined(NFCAL_WITH_CUDA)
 #include "nfcal/cuda.hpp"
@@ -78,12 +79,12 @@ void run_sample(const SampleOptions& options) {
 void add_sample_command(CLI::App& app) {
   auto options = std::make_shared<SampleOptions>();
   CLI::App* command = app.add_subcommand("sample", "draw samples from a model");
-  command->add_option("--model", options->model,
-                      "a model file written by nfcal fit or nfcal calibrate")
+  command
+      ->add_option("--model", options->model,
+                   "a model file written by nfcal fit or nfcal calibrate")
       ->required();
   command->add_option("--count", options->count, "how many rows to draw")->required();
-  command->add_option("--out", options->out, "where to write the rows, .npy or .csv")
-      ->required();
+  command->add_option("--out", options->out, "where to write the rows, .npy or .csv")->required();
   add_common_options(command, &options->common);
   command->callback([options] { run_sample(*options); });
 }

@@ -5,13 +5,14 @@
 #include <string>
 #include <vector>
 
-#include "cli/commands.hpp"
-#include "cli/common.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/model_file.hpp"
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
 
 #if defined(NFCAL_WITH_CUDA)
 #include "nfcal/cuda.hpp"
@@ -74,12 +75,12 @@ void run_score(const ScoreOptions& options) {
 void add_score_command(CLI::App& app) {
   auto options = std::make_shared<ScoreOptions>();
   CLI::App* command = app.add_subcommand("score", "log density of every row under a model");
-  command->add_option("--model", options->model,
-                      "a model file written by nfcal fit or nfcal calibrate")
+  command
+      ->add_option("--model", options->model,
+                   "a model file written by nfcal fit or nfcal calibrate")
       ->required();
   command->add_option("--data", options->data, "rows to score, .npy or .csv")->required();
-  command->add_option("--out", options->out, "where to write one log density per row")
-      ->required();
+  command->add_option("--out", options->out, "where to write one log density per row")->required();
   add_common_options(command, &options->common, false);
   command->callback([options] { run_score(*options); });
 }

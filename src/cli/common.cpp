@@ -40,8 +40,9 @@ void install_logger() {
 }  // namespace
 
 void add_common_options(CLI::App* command, CommonOptions* options, bool with_seed) {
-  command->add_option("--device", options->device,
-                      "where to compute: cpu, cuda, cuda:N, or auto (a GPU when there is one)")
+  command
+      ->add_option("--device", options->device,
+                   "where to compute: cpu, cuda, cuda:N, or auto (a GPU when there is one)")
       ->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads; 0 uses every core")
       ->check(CLI::NonNegativeNumber)
@@ -130,10 +131,9 @@ void make_folder(const std::string& path) {
 
 EpochCallback epoch_logger() {
   return [](const EpochReport& report) {
-    spdlog::info("epoch={}/{} train_ll={:.4f} validation_ll={:.4f} seconds={:.2f}{}",
-                 report.epoch, report.epochs, report.train_log_likelihood,
-                 report.validation_log_likelihood, report.seconds,
-                 report.improved ? " best" : "");
+    spdlog::info("epoch={}/{} train_ll={:.4f} validation_ll={:.4f} seconds={:.2f}{}", report.epoch,
+                 report.epochs, report.train_log_likelihood, report.validation_log_likelihood,
+                 report.seconds, report.improved ? " best" : "");
   };
 }
 

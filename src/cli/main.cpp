@@ -8,9 +8,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/commands.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/version.hpp"
+
+#include "cli/commands.hpp"
 
 namespace {
 

@@ -9,11 +9,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cli/common.hpp"
 #include "nfcal/datasets.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/image_data.hpp"
 #include "nfcal/uci_data.hpp"
+
+#include "cli/common.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -109,15 +110,14 @@ RunData fashion_data(const RunOptions& options) {
 
 // A MAF benchmark set from the .npy splits scripts/convert_maf_datasets.py writes.
 RunData uci_data(const RunOptions& options, const std::string& name) {
-  const std::string folder =
-      options.data_dir.empty() ? maf_dataset_folder(name) : options.data_dir;
+  const std::string folder = options.data_dir.empty() ? maf_dataset_folder(name) : options.data_dir;
   const MafDataset set = load_maf_dataset(name, folder);
   RunData data;
   data.name = name;
   data.source =
       "MAF benchmark set " + name + " from " + folder + " (published preprocessing and splits)";
-  const std::size_t n_train = rows_wanted(options.train_size, set.train.rows(), "--train-size",
-                                          name + " training split");
+  const std::size_t n_train =
+      rows_wanted(options.train_size, set.train.rows(), "--train-size", name + " training split");
   const std::size_t n_test =
       rows_wanted(options.test_size, set.test.rows(), "--test-size", name + " test split");
   data.train = set.train.slice_rows(0, n_train);
@@ -148,8 +148,7 @@ RunData file_data(const RunOptions& options) {
                       " rows are too few to split into training and test rows; give at least " +
                       std::to_string(kMinTrainRows + 2) + " rows, or --test FILE");
     }
-    const std::vector<std::size_t> order =
-        seeded_permutation(rows.rows(), options.common.seed);
+    const std::vector<std::size_t> order = seeded_permutation(rows.rows(), options.common.seed);
     const std::vector<std::size_t> test_idx(order.begin(), order.begin() + n_test);
     const std::vector<std::size_t> train_idx(order.begin() + n_test, order.end());
     data.test = take_rows(rows, test_idx);

@@ -6,14 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "cli/run_pipeline.hpp"
 #include "nfcal/matrix.hpp"
+
+#include "cli/run_pipeline.hpp"
 
 namespace nfcal::cli {
 
 struct RunData {
-  std::string name;    // dataset name or file name
-  std::string source;  // a sentence saying where the rows came from
+  std::string name;                       // dataset name or file name
+  std::string source;                     // a sentence saying where the rows came from
   Matrix<float> train, validation, test;  // validation empty: fit() splits its own
   std::vector<std::string> columns;       // names for pictures (may be empty)
   // The exact density of the data, when known (empty otherwise).

@@ -17,8 +17,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "cli/progress.hpp"
-#include "cli/run_data.hpp"
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/evaluate.hpp"
@@ -26,6 +24,9 @@
 #include "nfcal/model_file.hpp"
 #include "nfcal/npy.hpp"
 #include "nfcal/rejection_sampler.hpp"
+
+#include "cli/progress.hpp"
+#include "cli/run_data.hpp"
 #include "report/report.hpp"
 
 namespace nfcal::cli {
@@ -185,8 +186,9 @@ report::PlotOutcome draw_pictures(const RunOptions& options, const std::string& 
   }
   const std::string script = report::find_plot_script(executable_folder());
   if (script.empty()) {
-    outcome.reason = "the plotting script nfcal_plot_report.py is not beside the nfcal "
-                     "executable (set NFCAL_PLOT_SCRIPT to scripts/plot_report.py)";
+    outcome.reason =
+        "the plotting script nfcal_plot_report.py is not beside the nfcal "
+        "executable (set NFCAL_PLOT_SCRIPT to scripts/plot_report.py)";
     return outcome;
   }
   std::string why;
@@ -247,8 +249,9 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
     command->add_option("--test", o->test, "test rows (default: a seeded split of --data)");
     command->add_option("--validation", o->validation,
                         "validation rows for early stopping (default: a split)");
-    command->add_option("--test-fraction", o->test_fraction,
-                        "share of --data held out as test rows when --test is not given")
+    command
+        ->add_option("--test-fraction", o->test_fraction,
+                     "share of --data held out as test rows when --test is not given")
         ->capture_default_str();
     command->add_option("--data-dir", o->data_dir,
                         "folder an installed dataset is read from (see nfcal datasets)");
@@ -256,10 +259,9 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
     command->add_option("--dataset", o->dataset, "a built-in dataset (see nfcal datasets)")
         ->capture_default_str();
   }
-  command->add_option("--out", o->out, "folder for the results (created if missing)")
-      ->required();
-  command->add_option("--train-size", o->train_size,
-                      "training rows (0: built-in 8000, otherwise all)")
+  command->add_option("--out", o->out, "folder for the results (created if missing)")->required();
+  command
+      ->add_option("--train-size", o->train_size, "training rows (0: built-in 8000, otherwise all)")
       ->capture_default_str();
   command->add_option("--test-size", o->test_size, "test rows (0: built-in 2000, otherwise all)")
       ->capture_default_str();
@@ -284,8 +286,9 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   command->add_option("--learning-rate", o->train.learning_rate, "Adam step size of the flow")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  command->add_option("--patience", o->train.patience,
-                      "epochs without validation gain before stopping")
+  command
+      ->add_option("--patience", o->train.patience,
+                   "epochs without validation gain before stopping")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
 
@@ -296,26 +299,29 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   command->add_option("--max-depth", o->calibration.classifier.max_depth, "depth of each tree")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  command->add_option("--classifier-learning-rate", o->calibration.classifier.learning_rate,
-                      "shrinkage per tree")
+  command
+      ->add_option("--classifier-learning-rate", o->calibration.classifier.learning_rate,
+                   "shrinkage per tree")
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
-  CLI::Option* ceiling =
-      command->add_option("--ceiling", o->ceiling,
-                          "margin ceiling L in nats, auto (best held-out), or none")
-          ->capture_default_str();
-  command->add_option("--target-acceptance", o->target_acceptance,
-                      "choose L so that rejection sampling accepts this share")
+  CLI::Option* ceiling = command
+                             ->add_option("--ceiling", o->ceiling,
+                                          "margin ceiling L in nats, auto (best held-out), or none")
+                             ->capture_default_str();
+  command
+      ->add_option("--target-acceptance", o->target_acceptance,
+                   "choose L so that rejection sampling accepts this share")
       ->check(CLI::Range(1e-6, 1.0))
       ->excludes(ceiling);
-  command->add_option("--log-z-samples", o->calibration.log_z_samples,
-                      "fresh flow samples for log Z")
+  command
+      ->add_option("--log-z-samples", o->calibration.log_z_samples, "fresh flow samples for log Z")
       ->check(CLI::Range(2, 1 << 30))
       ->capture_default_str();
 
   // The report.
-  command->add_option("--samples", o->samples,
-                      "samples drawn from each model (0: as many as test rows, at most 5000)")
+  command
+      ->add_option("--samples", o->samples,
+                   "samples drawn from each model (0: as many as test rows, at most 5000)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   command->add_option("--grid", o->grid, "density grid points per axis for 2-D data")
@@ -356,11 +362,9 @@ void run_pipeline(const RunOptions& options) {
   maf.validate();
   train.validate();
   calibration.validate();
-  const std::size_t n_samples =
-      options.samples > 0 ? static_cast<std::size_t>(options.samples)
-                          : std::min(data.test.rows(), kMaxReportSamples);
-  results.configuration =
-      configuration(options, data, maf, train, calibration, runtime, n_samples);
+  const std::size_t n_samples = options.samples > 0 ? static_cast<std::size_t>(options.samples)
+                                                    : std::min(data.test.rows(), kMaxReportSamples);
+  results.configuration = configuration(options, data, maf, train, calibration, runtime, n_samples);
   log_configuration(options.command, results.configuration);
   spdlog::info("data: {}", data.source);
 
@@ -370,8 +374,8 @@ void run_pipeline(const RunOptions& options) {
   TrainResult fitted;
   {
     ProgressBar bar("training", static_cast<std::size_t>(train.epochs));
-    fitted = fit(flow, data.train, data.validation.rows() > 0 ? &data.validation : nullptr,
-                 train, training_progress(&bar));
+    fitted = fit(flow, data.train, data.validation.rows() > 0 ? &data.validation : nullptr, train,
+                 training_progress(&bar));
   }
   results.seconds.emplace_back("fit flow", seconds_since(step));
   spdlog::info("flow: {} epochs, best {} (validation {:.4f} nats)", fitted.epochs_run,
@@ -379,15 +383,14 @@ void run_pipeline(const RunOptions& options) {
 
   // 2. Calibrate it with a classifier of training rows against flow samples.
   step = Clock::now();
-  spdlog::info("calibrating: up to {} trees against {} flow samples",
-               calibration.classifier.trees, data.train.rows());
+  spdlog::info("calibrating: up to {} trees against {} flow samples", calibration.classifier.trees,
+               data.train.rows());
   CalibrationReport calibrated_report;
   const CalibratedFlow model = calibrate(flow, data.train, calibration, &calibrated_report);
   results.seconds.emplace_back("calibrate", seconds_since(step));
   spdlog::info("classifier: {} of {} trees kept, held-out gain {:.4f} +- {:.4f} nats",
-               calibrated_report.classifier.trees_kept,
-               calibrated_report.classifier.trees_trained, calibrated_report.heldout_gain,
-               calibrated_report.heldout_gain_se);
+               calibrated_report.classifier.trees_kept, calibrated_report.classifier.trees_trained,
+               calibrated_report.heldout_gain, calibrated_report.heldout_gain_se);
   if (!calibrated_report.improved) {
     spdlog::warn("calibration brought no gain on held-out rows ({:.4f} nats)",
                  calibrated_report.heldout_gain);
@@ -475,12 +478,9 @@ void run_pipeline(const RunOptions& options) {
   write_npy(folder + "test.npy", data.test);
   write_npy(folder + "samples.npy", model_samples);
   write_npy(folder + "samples_flow.npy", flow_samples);
-  nlohmann::json spec = {{"title", data.name},
-                         {"dim", maf.dim},
-                         {"data", "test.npy"},
-                         {"flow", "samples_flow.npy"},
-                         {"calibrated", "samples.npy"},
-                         {"columns", data.columns}};
+  nlohmann::json spec = {{"title", data.name},          {"dim", maf.dim},
+                         {"data", "test.npy"},          {"flow", "samples_flow.npy"},
+                         {"calibrated", "samples.npy"}, {"columns", data.columns}};
   if (data.logit_lambda > 0) {
     spec["kind"] = "image";
     write_image_grids(data, flow_samples, model_samples, folder, &spec);

@@ -8,10 +8,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/common.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/train.hpp"
+
+#include "cli/common.hpp"
 
 namespace nfcal::cli {
 
@@ -26,10 +27,10 @@ struct RunOptions {
   std::string test;        // test rows; default: a seeded split of the data
   std::string validation;  // validation rows for early stopping; default: a split
   std::string out;
-  long long train_size = 0;     // 0: the dataset's default (built-in: 8000; files: all)
-  long long test_size = 0;      // 0: the dataset's default (built-in: 2000)
-  double test_fraction = 0.2;   // of --data when no --test is given
-  std::string data_dir;         // where installable datasets are read from
+  long long train_size = 0;    // 0: the dataset's default (built-in: 8000; files: all)
+  long long test_size = 0;     // 0: the dataset's default (built-in: 2000)
+  double test_fraction = 0.2;  // of --data when no --test is given
+  std::string data_dir;        // where installable datasets are read from
 
   // The flow.
   MafConfig maf;

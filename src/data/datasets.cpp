@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "data/row_random.hpp"
 #include "nfcal/error.hpp"
+
+#include "data/row_random.hpp"
 
 namespace nfcal {
 namespace {
@@ -74,12 +75,15 @@ const std::vector<Entry>& registry() {
           true},
          [](std::size_t n, std::uint64_t seed) { return two_moons(n, kTwoMoonsNoise, seed); },
          [](const Matrix<double>& x) { return two_moons_log_prob(x, kTwoMoonsNoise); }},
-        {{"blobs", "three separated isotropic Gaussian blobs", 2, true}, gaussian_blobs,
+        {{"blobs", "three separated isotropic Gaussian blobs", 2, true},
+         gaussian_blobs,
          [](const Matrix<double>& x) { return blobs_mixture().log_prob(x); }},
         {{"ring", "eight Gaussians evenly spaced on a circle of radius 3", 2, true},
-         ring_of_gaussians, [](const Matrix<double>& x) { return ring_mixture().log_prob(x); }},
+         ring_of_gaussians,
+         [](const Matrix<double>& x) { return ring_mixture().log_prob(x); }},
         {{"checkerboard", "uniform on the dark squares of a 4 x 4 checkerboard", 2, true},
-         checkerboard, checkerboard_log_prob},
+         checkerboard,
+         checkerboard_log_prob},
         {{"mixture-2d", "a 2-D mixture of six Gaussians with full covariances", 2, true},
          [mixture2d](std::size_t n, std::uint64_t seed) { return mixture2d.sample(n, seed); },
          [mixture2d](const Matrix<double>& x) { return mixture2d.log_prob(x); }},

@@ -5,9 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "data/row_random.hpp"
 #include "nfcal/datasets.hpp"
 #include "nfcal/error.hpp"
+
+#include "data/row_random.hpp"
 
 namespace nfcal {
 namespace {

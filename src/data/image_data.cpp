@@ -10,9 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "common/philox.hpp"
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
+
+#include "common/philox.hpp"
 
 namespace nfcal {
 namespace {
@@ -53,8 +54,9 @@ std::string gunzip(const std::string& bytes, const std::string& path) {
 }
 
 std::uint32_t big_endian32(const std::string& bytes, std::size_t at) {
-  const auto b = [&](std::size_t k) { return static_cast<std::uint32_t>(
-                                          static_cast<unsigned char>(bytes[at + k])); };
+  const auto b = [&](std::size_t k) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + k]));
+  };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
@@ -111,8 +113,8 @@ IdxArray read_idx(const std::string& path) {
   return decode_idx(bytes, path);
 }
 
-Matrix<float> LogitTransform::forward(const IdxArray& images, std::uint64_t seed,
-                                      std::size_t first, std::size_t count) const {
+Matrix<float> LogitTransform::forward(const IdxArray& images, std::uint64_t seed, std::size_t first,
+                                      std::size_t count) const {
   if (!(lambda > 0 && lambda < 0.5) || levels < 2) {
     throw InvalidArgument("LogitTransform: lambda must be in (0, 0.5) and levels at least 2");
   }
@@ -132,8 +134,7 @@ Matrix<float> LogitTransform::forward(const IdxArray& images, std::uint64_t seed
     rng::Words4 words{};
     for (std::size_t j = 0; j < pixels; ++j) {
       if (j % 4 == 0) {
-        words = rng::keyed_words(seed, item, static_cast<std::uint32_t>(j / 4),
-                                 kDequantizeStream);
+        words = rng::keyed_words(seed, item, static_cast<std::uint32_t>(j / 4), kDequantizeStream);
       }
       const double u = rng::uniform_open01(words.w[j % 4]);
       const double s = lambda + (1.0 - 2.0 * lambda) * (p[j] + u) / levels;
@@ -183,9 +184,10 @@ IdxArray read_fashion_mnist_images(const std::string& folder, const std::string&
   }
   const std::string path = folder + "/" + split + "-images-idx3-ubyte.gz";
   if (::access(path.c_str(), R_OK) != 0) {
-    throw FileError(path + ": Fashion-MNIST is not installed there; install it with "
-                           "'apt-get install dataset-fashion-mnist' or set "
-                           "NFCAL_FASHION_MNIST_DIR to a folder holding its IDX files");
+    throw FileError(path +
+                    ": Fashion-MNIST is not installed there; install it with "
+                    "'apt-get install dataset-fashion-mnist' or set "
+                    "NFCAL_FASHION_MNIST_DIR to a folder holding its IDX files");
   }
   return read_idx(path);
 }

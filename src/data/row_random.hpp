@@ -22,7 +22,7 @@ class RowRandom {
   /// Uniform in (0, 1), 53 random bits from two 32-bit words, centred in its cell.
   double uniform() {
     if (next_ == 4) refill();
-    const std::uint64_t high = words_.w[next_] >> 5;  // 27 bits
+    const std::uint64_t high = words_.w[next_] >> 5;     // 27 bits
     const std::uint64_t low = words_.w[next_ + 1] >> 6;  // 26 bits
     next_ += 2;
     return (static_cast<double>((high << 26) | low) + 0.5) * 0x1.0p-53;

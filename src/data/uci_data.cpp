@@ -25,8 +25,8 @@ Matrix<float> read_split(const std::string& folder, const std::string& split, in
   Matrix<float> x = read_npy_float(path);
   if (x.rows() == 0) throw DataError(path + ": no rows");
   if (x.cols() != static_cast<std::size_t>(dim)) {
-    throw DataError(path + ": " + std::to_string(x.cols()) + " columns, but " + name +
-                    " has " + std::to_string(dim) + " after the published preprocessing");
+    throw DataError(path + ": " + std::to_string(x.cols()) + " columns, but " + name + " has " +
+                    std::to_string(dim) + " after the published preprocessing");
   }
   check_rows(x, dim, path);
   return x;

@@ -139,10 +139,10 @@ Matrix<double> decode_csv(const std::string& text, const std::string& source_nam
       double value = 0;
       const std::errc status = parse_cell(cells[c], &value);
       if (status != std::errc()) {
-        const std::string problem =
-            cells[c].empty()                            ? std::string("empty cell")
-            : status == std::errc::result_out_of_range ? "'" + cells[c] + "' is out of range"
-                                                        : "'" + cells[c] + "' is not a number";
+        const std::string problem = cells[c].empty() ? std::string("empty cell")
+                                    : status == std::errc::result_out_of_range
+                                        ? "'" + cells[c] + "' is out of range"
+                                        : "'" + cells[c] + "' is not a number";
         throw DataError(where + ":" + std::to_string(c + 1) + ": " + problem);
       }
       values.push_back(value);

@@ -8,11 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/byte_order.hpp"
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/model_file.hpp"
+
+#include "io/byte_order.hpp"
 
 namespace nfcal {
 namespace {
@@ -215,8 +216,8 @@ ModelFile encode_flow(const Maf& flow, const std::string& metadata_json) {
   header["num_parameters"] = flow.parameters().size();
   header["num_buffers"] = flow.buffers().size();
   header["standardization"] = flow.standardization().active();
-  header["value_types"] = {{kParameters, "<f4"}, {kBuffers, "<f4"}, {kShift, "<f8"},
-                           {kScale, "<f8"}};
+  header["value_types"] = {
+      {kParameters, "<f4"}, {kBuffers, "<f4"}, {kShift, "<f8"}, {kScale, "<f8"}};
   header["metadata"] = parse_object(metadata_json, "flow metadata");
 
   // The numbers, one section each.
@@ -259,8 +260,6 @@ void save_flow(const std::string& path, const Maf& flow, const std::string& meta
   write_model_file(path, encode_flow(flow, metadata_json));
 }
 
-Maf load_flow(const std::string& path) {
-  return decode_flow(read_model_file(path));
-}
+Maf load_flow(const std::string& path) { return decode_flow(read_model_file(path)); }
 
 }  // namespace nfcal

@@ -10,10 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/byte_order.hpp"
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/version.hpp"
+
+#include "io/byte_order.hpp"
 
 namespace nfcal {
 namespace {
@@ -44,10 +45,10 @@ class Reader {
   void need(std::uint64_t count, const std::string& what) const {
     if (count > end_ - pos_) {
       const std::uint64_t expected = pos_ + count + 4;  // the checksum follows
-      throw ModelFormatError(Kind::kTruncated,
-                             source_ + ": truncated model file: " + what + " needs at least " +
-                                 std::to_string(expected) + " bytes but the file has " +
-                                 std::to_string(bytes_.size()));
+      throw ModelFormatError(Kind::kTruncated, source_ + ": truncated model file: " + what +
+                                                   " needs at least " + std::to_string(expected) +
+                                                   " bytes but the file has " +
+                                                   std::to_string(bytes_.size()));
     }
   }
 
@@ -80,9 +81,9 @@ void check_magic_and_version(const std::string& bytes, const std::string& source
     throw ModelFormatError(Kind::kNotAModel, source + ": not an nfcal model file (it is empty)");
   }
   if (bytes.size() < kMagicSize || bytes.compare(0, kMagicSize, kMagic) != 0) {
-    throw ModelFormatError(Kind::kNotAModel,
-                           source + ": not an nfcal model file (it does not start with " +
-                               "\"NFCALMDL\")");
+    throw ModelFormatError(
+        Kind::kNotAModel,
+        source + ": not an nfcal model file (it does not start with " + "\"NFCALMDL\")");
   }
   if (bytes.size() < kMagicSize + 4) {
     throw ModelFormatError(Kind::kTruncated,
@@ -119,8 +120,8 @@ ModelFile read_layout(const std::string& bytes, const std::string& source) {
     const auto name_length = reader.integer<std::uint32_t>(which);
     if (name_length > kMaxNameLength) {
       throw ModelFormatError(Kind::kCorrupted, source + ": corrupted model file: " + which +
-                                                   " has a name of " +
-                                                   std::to_string(name_length) + " bytes");
+                                                   " has a name of " + std::to_string(name_length) +
+                                                   " bytes");
     }
     std::string name = reader.take(name_length, which);
     const auto data_length = reader.integer<std::uint64_t>("section '" + name + "'");
@@ -134,10 +135,9 @@ ModelFile read_layout(const std::string& bytes, const std::string& source) {
 
   // Bytes between the last section and the checksum mean the framing itself is damaged.
   if (reader.position() != body_end) {
-    throw ModelFormatError(Kind::kCorrupted,
-                           source + ": corrupted model file: " +
-                               std::to_string(body_end - reader.position()) +
-                               " unexpected bytes after the last section");
+    throw ModelFormatError(Kind::kCorrupted, source + ": corrupted model file: " +
+                                                 std::to_string(body_end - reader.position()) +
+                                                 " unexpected bytes after the last section");
   }
   return file;
 }
@@ -150,8 +150,8 @@ void check_checksum(const std::string& bytes, const std::string& source) {
   if (stored != computed) {
     throw ModelFormatError(Kind::kCorrupted,
                            source + ": corrupted model file: checksum mismatch (stored " +
-                               std::to_string(stored) + ", computed " +
-                               std::to_string(computed) + ")");
+                               std::to_string(stored) + ", computed " + std::to_string(computed) +
+                               ")");
   }
 }
 
@@ -245,8 +245,8 @@ ModelFile read_model_file(const std::string& path) {
 
 void require_kind(const ModelFile& file, const std::string& kind) {
   if (file.kind != kind) {
-    throw ModelFormatError(Kind::kWrongKind, file.source + ": holds a model of kind '" +
-                                                 file.kind + "', expected '" + kind + "'");
+    throw ModelFormatError(Kind::kWrongKind, file.source + ": holds a model of kind '" + file.kind +
+                                                 "', expected '" + kind + "'");
   }
 }
 

@@ -43,8 +43,7 @@ struct HeaderValue {
 // A cursor over the header text that throws FileError with the file's name on bad syntax.
 class HeaderParser {
  public:
-  HeaderParser(const std::string& text, const std::string& source)
-      : text_(text), source_(source) {}
+  HeaderParser(const std::string& text, const std::string& source) : text_(text), source_(source) {}
 
   // Reads the whole `{key: value, ...}` literal.
   std::map<std::string, HeaderValue> parse_dict() {
@@ -191,7 +190,8 @@ const HeaderValue& require_key(const std::map<std::string, HeaderValue>& dict,
   }
   if (found->second.type != type) {
     if (key == "descr") {
-      throw FileError(source + ": structured .npy arrays (record dtypes) are not supported; "
+      throw FileError(source +
+                      ": structured .npy arrays (record dtypes) are not supported; "
                       "save a plain float32 or float64 array");
     }
     throw FileError(source + ": bad .npy header: '" + key + "' has the wrong type");
@@ -209,9 +209,8 @@ struct Dtype {
 };
 
 Dtype parse_dtype(const std::string& descr, const std::string& source) {
-  const std::string unsupported =
-      source + ": unsupported .npy dtype '" + descr +
-      "' (nfcal reads float32, float64 and integer arrays)";
+  const std::string unsupported = source + ": unsupported .npy dtype '" + descr +
+                                  "' (nfcal reads float32, float64 and integer arrays)";
   if (descr.size() < 3) throw FileError(unsupported);
 
   // Byte order: '<' little, '>' big, '=' native, '|' not applicable (1-byte types).
@@ -226,9 +225,9 @@ Dtype parse_dtype(const std::string& descr, const std::string& source) {
 
   // Only the element types that convert to floating point without surprises.
   const bool is_float = dtype.kind == 'f' && (dtype.size == 4 || dtype.size == 8);
-  const bool is_integer = (dtype.kind == 'i' || dtype.kind == 'u') &&
-                          (dtype.size == 1 || dtype.size == 2 || dtype.size == 4 ||
-                           dtype.size == 8);
+  const bool is_integer =
+      (dtype.kind == 'i' || dtype.kind == 'u') &&
+      (dtype.size == 1 || dtype.size == 2 || dtype.size == 4 || dtype.size == 8);
   if (!is_float && !is_integer) throw FileError(unsupported);
   if (order == '|' && dtype.size != 1) throw FileError(unsupported);
   return dtype;
@@ -290,7 +289,8 @@ Matrix<T> decode(const std::string& bytes, const std::string& source) {
 
   // nfcal's matrices are row-major; a Fortran-order file would be silently transposed.
   if (header.fortran_order) {
-    throw FileError(source + ": .npy array is in Fortran (column-major) order; save it in C "
+    throw FileError(source +
+                    ": .npy array is in Fortran (column-major) order; save it in C "
                     "order, e.g. numpy.save(path, numpy.ascontiguousarray(x))");
   }
   if (header.shape.empty() || header.shape.size() > 2) {
@@ -332,10 +332,10 @@ std::string encode(const T* values, const std::vector<std::uint64_t>& shape,
 
   // The dict NumPy itself writes, padded with spaces and ended by '\n' so the data that
   // follows starts at a multiple of 64 bytes.
-  const std::string descr = std::string(options.big_endian ? ">" : "<") + "f" +
-                            std::to_string(sizeof(T));
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " +
-                     shape_text(shape) + ", }";
+  const std::string descr =
+      std::string(options.big_endian ? ">" : "<") + "f" + std::to_string(sizeof(T));
+  std::string dict =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape_text(shape) + ", }";
   const auto padded_length = [&dict](int major) {
     const std::size_t prefix = kMagicSize + 2 + (major == 1 ? 2 : 4);
     return (prefix + dict.size() + 1 + kAlignment - 1) / kAlignment * kAlignment - prefix;
@@ -382,16 +382,16 @@ std::string encode(const T* values, const std::vector<std::uint64_t>& shape,
 NpyHeader parse_npy_header(const std::string& bytes, const std::string& source_name) {
   // Magic and version.
   if (bytes.size() < kMagicSize + 2 || bytes.compare(0, kMagicSize, kMagic, kMagicSize) != 0) {
-    throw FileError(source_name + ": not a NumPy .npy file (it does not start with the "
+    throw FileError(source_name +
+                    ": not a NumPy .npy file (it does not start with the "
                     "\\x93NUMPY magic bytes)");
   }
   NpyHeader header;
   header.major_version = static_cast<unsigned char>(bytes[6]);
   header.minor_version = static_cast<unsigned char>(bytes[7]);
   if (header.major_version < 1 || header.major_version > 3 || header.minor_version != 0) {
-    throw FileError(source_name + ": .npy format version " +
-                    std::to_string(header.major_version) + "." +
-                    std::to_string(header.minor_version) +
+    throw FileError(source_name + ": .npy format version " + std::to_string(header.major_version) +
+                    "." + std::to_string(header.minor_version) +
                     " is not supported (nfcal reads 1.0, 2.0 and 3.0)");
   }
 
@@ -429,9 +429,7 @@ Matrix<float> decode_npy_float(const std::string& bytes, const std::string& sour
   return decode<float>(bytes, source_name);
 }
 
-Matrix<double> read_npy(const std::string& path) {
-  return decode_npy(read_file_bytes(path), path);
-}
+Matrix<double> read_npy(const std::string& path) { return decode_npy(read_file_bytes(path), path); }
 
 Matrix<float> read_npy_float(const std::string& path) {
   return decode_npy_float(read_file_bytes(path), path);
@@ -457,8 +455,7 @@ void write_npy(const std::string& path, const Matrix<float>& m, const NpyWriteOp
   write_file_atomically(path, encode_npy(m, options));
 }
 
-void write_npy(const std::string& path, const Matrix<double>& m,
-               const NpyWriteOptions& options) {
+void write_npy(const std::string& path, const Matrix<double>& m, const NpyWriteOptions& options) {
   write_file_atomically(path, encode_npy(m, options));
 }
 

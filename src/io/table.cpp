@@ -29,8 +29,7 @@ TableFormat format_of(const std::string& path) {
   if (extension == ".npy") return TableFormat::kNpy;
   if (extension == ".csv") return TableFormat::kCsv;
   throw FileError(path + ": unsupported file type" +
-                  (extension.empty() ? std::string(" (no extension)")
-                                     : " '" + extension + "'") +
+                  (extension.empty() ? std::string(" (no extension)") : " '" + extension + "'") +
                   "; use .npy or .csv");
 }
 

@@ -53,38 +53,37 @@ void gemm_tn(int m, int n, int k, T alpha, const T* a, int lda, const T* b, int 
              int ldc);
 
 inline void raw_gemm_nt(int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                    int ldb, float beta, float* c, int ldc) {
+                        int ldb, float beta, float* c, int ldc) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
               ldc);
 }
-inline void raw_gemm_nt(int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                    int ldb, double beta, double* c, int ldc) {
+inline void raw_gemm_nt(int m, int n, int k, double alpha, const double* a, int lda,
+                        const double* b, int ldb, double beta, double* c, int ldc) {
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
               ldc);
 }
 
 inline void raw_gemm_nn(int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                    int ldb, float beta, float* c, int ldc) {
+                        int ldb, float beta, float* c, int ldc) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
               ldc);
 }
-inline void raw_gemm_nn(int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                    int ldb, double beta, double* c, int ldc) {
+inline void raw_gemm_nn(int m, int n, int k, double alpha, const double* a, int lda,
+                        const double* b, int ldb, double beta, double* c, int ldc) {
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
               ldc);
 }
 
 inline void raw_gemm_tn(int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                    int ldb, float beta, float* c, int ldc) {
+                        int ldb, float beta, float* c, int ldc) {
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
               ldc);
 }
-inline void raw_gemm_tn(int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                    int ldb, double beta, double* c, int ldc) {
+inline void raw_gemm_tn(int m, int n, int k, double alpha, const double* a, int lda,
+                        const double* b, int ldb, double beta, double* c, int ldc) {
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
               ldc);
 }
-
 
 template <typename T>
 void gemm_nt(int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,

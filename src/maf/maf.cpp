@@ -10,10 +10,11 @@
 #include <numeric>
 #include <string>
 
+#include "nfcal/error.hpp"
+
 #include "common/maf_math.hpp"
 #include "common/philox.hpp"
 #include "maf/maf_internal.hpp"
-#include "nfcal/error.hpp"
 
 extern "C" void openblas_set_num_threads(int threads);
 
@@ -31,9 +32,12 @@ constexpr std::size_t kDensityTileRows = 512;
 
 std::string to_string(Activation activation) {
   switch (activation) {
-    case Activation::kRelu: return "relu";
-    case Activation::kTanh: return "tanh";
-    case Activation::kElu: return "elu";
+    case Activation::kRelu:
+      return "relu";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kElu:
+      return "elu";
   }
   return "unknown";
 }
@@ -61,10 +65,10 @@ void MafConfig::validate() const {
   };
   require(dim >= 1, "dim must be at least 1, got " + std::to_string(dim));
   require(dim <= 1 << 20, "dim " + std::to_string(dim) + " is too large");
-  require(layers >= 1 && layers <= 1000, "layers must be in 1..1000, got " +
-                                             std::to_string(layers));
-  require(hidden >= 1 && hidden <= 1 << 16, "hidden must be in 1..65536, got " +
-                                                std::to_string(hidden));
+  require(layers >= 1 && layers <= 1000,
+          "layers must be in 1..1000, got " + std::to_string(layers));
+  require(hidden >= 1 && hidden <= 1 << 16,
+          "hidden must be in 1..65536, got " + std::to_string(hidden));
   require(hidden_layers >= 1 && hidden_layers <= 16,
           "hidden_layers must be in 1..16, got " + std::to_string(hidden_layers));
   require(std::isfinite(max_log_scale) && max_log_scale > 0,
@@ -146,10 +150,10 @@ void BasicMaf<T>::build_layout() {
       // between hidden layers a unit reads every unit of degree <= its own.
       std::vector<int> prefix(hidden);
       for (int h = 0; h < hidden; ++h) {
-        prefix[h] = l == 0 ? std::min(degrees[h], dim)
-                           : static_cast<int>(std::upper_bound(degrees.begin(), degrees.end(),
-                                                               degrees[h]) -
-                                              degrees.begin());
+        prefix[h] =
+            l == 0 ? std::min(degrees[h], dim)
+                   : static_cast<int>(std::upper_bound(degrees.begin(), degrees.end(), degrees[h]) -
+                                      degrees.begin());
       }
       made.prefix.push_back(prefix);
     }
@@ -159,8 +163,8 @@ void BasicMaf<T>::build_layout() {
     // Output k has degree k + 1 and reads the units of degree <= k.
     made.out_prefix.resize(dim);
     for (int k = 0; k < dim; ++k) {
-      made.out_prefix[k] = static_cast<int>(
-          std::upper_bound(degrees.begin(), degrees.end(), k) - degrees.begin());
+      made.out_prefix[k] =
+          static_cast<int>(std::upper_bound(degrees.begin(), degrees.end(), k) - degrees.begin());
     }
     made_.push_back(std::move(made));
 
@@ -275,9 +279,9 @@ void BasicMaf<T>::forward(const T* x, std::size_t n, T* u, double* log_det) cons
 }
 
 template <typename T>
-void BasicMaf<T>::forward_layer(std::size_t layer, const detail::MadeBands& bands,
-                                int activation, T bound, int rows, T* z, double* log_det,
-                                std::vector<T>& y, detail::MadeTile<T>& tile) const {
+void BasicMaf<T>::forward_layer(std::size_t layer, const detail::MadeBands& bands, int activation,
+                                T bound, int rows, T* z, double* log_det, std::vector<T>& y,
+                                detail::MadeTile<T>& tile) const {
   const int dim = config_.dim;
   const MadeLayout& made = made_[layer];
 
@@ -333,8 +337,7 @@ void BasicMaf<T>::log_prob(const T* x, std::size_t n, T* out) const {
       const double value = u[i * dim + d];
       squared_norm += value * value;
     }
-    out[i] = static_cast<T>(maf_math::standard_normal_log_density(squared_norm, dim) +
-                            log_det[i]);
+    out[i] = static_cast<T>(maf_math::standard_normal_log_density(squared_norm, dim) + log_det[i]);
   }
 }
 
@@ -352,8 +355,7 @@ std::vector<T> BasicMaf<T>::log_prob(const Matrix<T>& x) const {
 // --- Batch-norm statistics ----------------------------------------------------------------
 
 template <typename T>
-void BasicMaf<T>::update_running_statistics(const BatchStatistics& statistics,
-                                            double momentum) {
+void BasicMaf<T>::update_running_statistics(const BatchStatistics& statistics, double momentum) {
   for (std::size_t b = 0; b < batch_norm_.size() && b < statistics.mean.size(); ++b) {
     for (int d = 0; d < config_.dim; ++d) {
       T& mean = buffers_[batch_norm_[b].running_mean + d];

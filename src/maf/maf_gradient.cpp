@@ -10,11 +10,12 @@
 #include <cmath>
 #include <vector>
 
+#include "nfcal/error.hpp"
+#include "nfcal/maf.hpp"
+
 #include "common/maf_math.hpp"
 #include "maf/blas.hpp"
 #include "maf/maf_internal.hpp"
-#include "nfcal/error.hpp"
-#include "nfcal/maf.hpp"
 
 namespace nfcal {
 
@@ -25,7 +26,7 @@ constexpr std::size_t kGradientChunkRows = 128;
 
 template <typename T>
 struct LayerCache {
-  std::vector<T> y;      // (n, D) layer input in the layer's order
+  std::vector<T> y;  // (n, D) layer input in the layer's order
   detail::MadeTile<T> tile;
   std::vector<T> alpha;  // (n, D) ordered
   std::vector<T> u;      // (n, D) ordered output
@@ -206,8 +207,8 @@ double BasicMaf<T>::chunk_loss_and_gradient(const T* x, std::size_t n_rows, T* g
         for (int r = 0; r < n; ++r) {
           const double x_hat = cache.x_hat[r * dim + d];
           const double d_xhat = g[r * dim + d] * gamma;
-          const double from_norm = cache.inv_std[d] * (d_xhat - mean_dxhat - x_hat *
-                                                       mean_dxhat_xhat);
+          const double from_norm =
+              cache.inv_std[d] * (d_xhat - mean_dxhat - x_hat * mean_dxhat_xhat);
           const double from_log_det = x_hat * cache.inv_std[d] / n;
           g[r * dim + d] = static_cast<T>(from_norm + from_log_det);
         }
@@ -257,11 +258,11 @@ double BasicMaf<T>::chunk_loss_and_gradient(const T* x, std::size_t n_rows, T* g
       add_column_sums(d_pre.data(), n, w.rows, grad + tensors_[made.biases[l]].offset);
       if (l > 0) {
         d_act.resize(static_cast<std::size_t>(n) * w.cols);
-        blas::gemm_nn(n, w.cols, w.rows, T(1), d_pre.data(), w.rows,
-                      parameters_.data() + w.offset, w.cols, T(0), d_act.data(), w.cols);
+        blas::gemm_nn(n, w.cols, w.rows, T(1), d_pre.data(), w.rows, parameters_.data() + w.offset,
+                      w.cols, T(0), d_act.data(), w.cols);
       } else {
-        blas::gemm_nn(n, w.cols, w.rows, T(1), d_pre.data(), w.rows,
-                      parameters_.data() + w.offset, w.cols, T(1), d_y.data(), dim);
+        blas::gemm_nn(n, w.cols, w.rows, T(1), d_pre.data(), w.rows, parameters_.data() + w.offset,
+                      w.cols, T(1), d_y.data(), dim);
       }
     }
 

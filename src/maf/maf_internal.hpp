@@ -3,15 +3,16 @@
 // a tile of rows.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <vector>
 
-#include <omp.h>
+#include "nfcal/maf.hpp"
 
 #include "common/maf_math.hpp"
 #include "maf/blas.hpp"
-#include "nfcal/maf.hpp"
 
 namespace nfcal::detail {
 

@@ -14,11 +14,12 @@
 #include <cmath>
 #include <vector>
 
+#include "nfcal/error.hpp"
+#include "nfcal/maf.hpp"
+
 #include "common/maf_math.hpp"
 #include "common/philox.hpp"
 #include "maf/maf_internal.hpp"
-#include "nfcal/error.hpp"
-#include "nfcal/maf.hpp"
 
 namespace nfcal {
 
@@ -39,10 +40,12 @@ NFCAL_TILE_INLINE void axpy_rows(T w, const T* __restrict src, T* __restrict acc
 // Inverts one MADE layer for a tile of `rows` rows: z_out (rows, D) in data order is the
 // layer's output, z_in (rows, D) receives its input.
 template <typename T>
-NFCAL_TILE_INLINE void invert_made_tile(const std::vector<T>& parameters, const std::vector<TensorSpec>& tensors,
-                      const MadeLayout& made, const MafConfig& config, int rows, const T* z_out,
-                      T* z_in, std::vector<T>& y_t, std::vector<std::vector<T>>& act_t,
-                      std::vector<T>& mu, std::vector<T>& raw) {
+NFCAL_TILE_INLINE void invert_made_tile(const std::vector<T>& parameters,
+                                        const std::vector<TensorSpec>& tensors,
+                                        const MadeLayout& made, const MafConfig& config, int rows,
+                                        const T* z_out, T* z_in, std::vector<T>& y_t,
+                                        std::vector<std::vector<T>>& act_t, std::vector<T>& mu,
+                                        std::vector<T>& raw) {
   const int dim = config.dim;
   const int activation = static_cast<int>(config.activation);
   const T bound = static_cast<T>(config.max_log_scale);
@@ -147,8 +150,8 @@ TileFunction<T> select_tile_function() {
 // Inverts batch normalization (evaluation mode) in place on rows (n, D).
 template <typename T>
 void invert_batch_norm(const std::vector<T>& parameters, const std::vector<T>& buffers,
-                       const std::vector<TensorSpec>& tensors, const BatchNormLayout& bn,
-                       int dim, T* z, std::size_t n) {
+                       const std::vector<TensorSpec>& tensors, const BatchNormLayout& bn, int dim,
+                       T* z, std::size_t n) {
   for (int d = 0; d < dim; ++d) {
     const double var = buffers[bn.running_var + d] + detail::kBatchNormEpsilon;
     const double scale = std::sqrt(var) * std::exp(-parameters[tensors[bn.log_gamma].offset + d]);
@@ -185,8 +188,8 @@ void BasicMaf<T>::inverse(const T* u, std::size_t n, T* x) const {
         const int rows = static_cast<int>(std::min<std::size_t>(kSampleTileRows, n - first));
         T* z = x + first * dim;
         std::copy(z, z + static_cast<std::size_t>(rows) * dim, z_out.begin());
-        invert_tile(parameters_, tensors_, made_[layer], config_, rows, z_out.data(), z, y_t,
-                    act_t, mu, raw);
+        invert_tile(parameters_, tensors_, made_[layer], config_, rows, z_out.data(), z, y_t, act_t,
+                    mu, raw);
       }
     }
   }
@@ -194,8 +197,8 @@ void BasicMaf<T>::inverse(const T* u, std::size_t n, T* x) const {
   if (standardization_.active()) {
     for (std::size_t i = 0; i < n; ++i) {
       for (int d = 0; d < dim; ++d) {
-        x[i * dim + d] = static_cast<T>(x[i * dim + d] * standardization_.scale[d] +
-                                        standardization_.shift[d]);
+        x[i * dim + d] =
+            static_cast<T>(x[i * dim + d] * standardization_.scale[d] + standardization_.shift[d]);
       }
     }
   }
@@ -240,8 +243,8 @@ void BasicMaf<T>::inverse_naive(const T* u, std::size_t n, T* x) const {
   if (standardization_.active()) {
     for (std::size_t i = 0; i < n; ++i) {
       for (int d = 0; d < dim; ++d) {
-        x[i * dim + d] = static_cast<T>(x[i * dim + d] * standardization_.scale[d] +
-                                        standardization_.shift[d]);
+        x[i * dim + d] =
+            static_cast<T>(x[i * dim + d] * standardization_.scale[d] + standardization_.shift[d]);
       }
     }
   }
@@ -277,12 +280,10 @@ template void BasicMaf<float>::inverse(const float*, std::size_t, float*) const;
 template void BasicMaf<double>::inverse(const double*, std::size_t, double*) const;
 template void BasicMaf<float>::inverse_naive(const float*, std::size_t, float*) const;
 template void BasicMaf<double>::inverse_naive(const double*, std::size_t, double*) const;
-template Matrix<float> BasicMaf<float>::base_noise(std::size_t, int, std::uint64_t,
-                                                   std::uint64_t);
+template Matrix<float> BasicMaf<float>::base_noise(std::size_t, int, std::uint64_t, std::uint64_t);
 template Matrix<double> BasicMaf<double>::base_noise(std::size_t, int, std::uint64_t,
                                                      std::uint64_t);
 template Matrix<float> BasicMaf<float>::sample(std::size_t, std::uint64_t, std::uint64_t) const;
-template Matrix<double> BasicMaf<double>::sample(std::size_t, std::uint64_t,
-                                                 std::uint64_t) const;
+template Matrix<double> BasicMaf<double>::sample(std::size_t, std::uint64_t, std::uint64_t) const;
 
 }  // namespace nfcal

@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/philox.hpp"
 #include "nfcal/error.hpp"
+
+#include "common/philox.hpp"
 
 namespace nfcal {
 
@@ -154,8 +155,8 @@ TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train,
 
   for (int epoch = 1; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    const auto order = seeded_permutation(train_rows.rows(), config.seed,
-                                          static_cast<std::uint32_t>(epoch));
+    const auto order =
+        seeded_permutation(train_rows.rows(), config.seed, static_cast<std::uint32_t>(epoch));
     double loss_sum = 0;
     std::size_t rows_seen = 0;
 
@@ -196,8 +197,8 @@ TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train,
     EpochReport report;
     report.epoch = epoch;
     report.epochs = config.epochs;
-    report.train_log_likelihood = -loss_sum / static_cast<double>(std::max<std::size_t>(1,
-                                                                                        rows_seen));
+    report.train_log_likelihood =
+        -loss_sum / static_cast<double>(std::max<std::size_t>(1, rows_seen));
     report.validation_log_likelihood = mean_log_prob(flow, held_out);
     report.improved = std::isfinite(report.validation_log_likelihood) &&
                       report.validation_log_likelihood > result.best_validation_log_likelihood;

@@ -113,8 +113,8 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
      << "| log Z | " << cell(r.log_z) << " +- " << cell(r.log_z_se) << " |\n"
      << "| ceiling L (nats) | " << cell(r.ceiling) << " |\n"
      << "| acceptance, predicted (Z / exp(L)) | " << percent(r.acceptance_predicted) << " |\n"
-     << "| acceptance, measured | " << percent(r.acceptance_measured) << " ("
-     << r.samples_drawn << " of " << r.candidates << " candidates) |\n"
+     << "| acceptance, measured | " << percent(r.acceptance_measured) << " (" << r.samples_drawn
+     << " of " << r.candidates << " candidates) |\n"
      << "| effective sample size of exp(margin) | " << cell(r.ess, 1) << " |\n\n";
 }
 
@@ -143,8 +143,8 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
             {"test_log_likelihood", to_json(r.flow_ll)},
             {"calibrated_test_log_likelihood", to_json(r.calibrated_ll)},
             {"calibration_gain", to_json(r.gain)},
-            {"true_test_log_likelihood", std::isnan(r.true_ll.mean) ? json(nullptr)
-                                                                     : to_json(r.true_ll)}};
+            {"true_test_log_likelihood",
+             std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)}};
 
   // Training, the classifier and the sampler.
   j["flow"] = {{"epochs_run", r.epochs_run}, {"best_epoch", r.best_epoch}};
@@ -277,8 +277,7 @@ std::string find_python(std::string* why) {
   std::string tried;
   for (const std::string& python : candidates) {
     std::string output;
-    const int status =
-        run_capture(shell_quote(python) + " -c 'import matplotlib, numpy'", &output);
+    const int status = run_capture(shell_quote(python) + " -c 'import matplotlib, numpy'", &output);
     if (status == 0) return python;
     tried += (tried.empty() ? "" : "; ") + python + ": " +
              (status == 127 ? std::string("not found") : last_line(output));
@@ -295,17 +294,16 @@ PlotOutcome make_plots(const std::string& python, const std::string& script,
   // The script prints one "wrote NAME" line per picture and exits non-zero on failure.
   PlotOutcome outcome;
   std::string output;
-  const int status =
-      run_capture(shell_quote(python) + " " + shell_quote(script) + " " + shell_quote(folder),
-                  &output);
+  const int status = run_capture(
+      shell_quote(python) + " " + shell_quote(script) + " " + shell_quote(folder), &output);
   std::istringstream lines(output);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind("wrote ", 0) == 0) outcome.files.push_back(line.substr(6));
   }
   outcome.made = !outcome.files.empty();
   if (status != 0) {
-    outcome.reason = "the plotting script " + script + " failed (status " +
-                     std::to_string(status) + "): " + last_line(output);
+    outcome.reason = "the plotting script " + script + " failed (status " + std::to_string(status) +
+                     "): " + last_line(output);
   }
   return outcome;
 }

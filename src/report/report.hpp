@@ -32,14 +32,14 @@ Estimate estimate_mean(const std::vector<double>& values);
 struct PixelSpace {
   bool active = false;
   int pixels = 0;
-  double lambda = 0;                 // of the logit transform
+  double lambda = 0;                                                // of the logit transform
   Estimate flow_nats, calibrated_nats, flow_bits, calibrated_bits;  // bits are per pixel
 };
 
 /// Everything a run measured, in nats unless said otherwise.
 struct RunResults {
-  std::string dataset;       // a built-in name or a file name
-  std::string source;        // where the rows came from
+  std::string dataset;  // a built-in name or a file name
+  std::string source;   // where the rows came from
   int dim = 0;
   std::size_t train_rows = 0, validation_rows = 0, test_rows = 0;
   std::uint64_t seed = 0;

@@ -2,20 +2,20 @@
 // flows and rows the parity tests compare on, and the tolerance they use.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <random>
+
+#include <gtest/gtest.h>
 
 #include "nfcal/device.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/matrix.hpp"
 
 // Skips the calling test, with the reason, when no CUDA device is usable.
-#define NFCAL_SKIP_WITHOUT_GPU()                                            \
-  do {                                                                      \
+#define NFCAL_SKIP_WITHOUT_GPU()                                             \
+  do {                                                                       \
     if (::nfcal::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
@@ -45,9 +45,8 @@ inline void zero_masked_weights(Maf& flow) {
 
 /// A flow whose every parameter is random (a fresh flow is the identity), with random
 /// batch-norm statistics and standardization, so each packed part takes part in the test.
-inline Maf random_flow(int dim, int hidden, int hidden_layers, bool batch_norm,
-                       std::uint64_t seed, int layers = 3,
-                       Activation activation = Activation::kRelu) {
+inline Maf random_flow(int dim, int hidden, int hidden_layers, bool batch_norm, std::uint64_t seed,
+                       int layers = 3, Activation activation = Activation::kRelu) {
   MafConfig config;
   config.dim = dim;
   config.layers = layers;

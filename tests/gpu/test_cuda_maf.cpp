@@ -1,15 +1,16 @@
 // GPU MAF against the CPU MAF: densities on both paths, samples from the same keyed noise,
 // the naive sampling kernel, chunking, empty inputs, and the error reporting of the backend.
 // Every test that needs a device skips with "no CUDA device" where there is none.
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
 
-#include "cuda_check.cuh"
-#include "gpu/gpu_test_util.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/cuda.hpp"
 #include "nfcal/error.hpp"
+
+#include "cuda_check.cuh"
+#include "gpu/gpu_test_util.hpp"
 
 namespace nfcal {
 namespace {
@@ -47,8 +48,7 @@ TEST(CudaErrors, ImpossibleAllocationNamesTheSizeAskedFor) {
   } catch (const CudaError& e) {
     const std::string message = e.what();
     EXPECT_NE(message.find("out of device memory"), std::string::npos) << message;
-    EXPECT_NE(message.find("test buffer asked for 268435456.0 MiB"), std::string::npos)
-        << message;
+    EXPECT_NE(message.find("test buffer asked for 268435456.0 MiB"), std::string::npos) << message;
   }
 }
 

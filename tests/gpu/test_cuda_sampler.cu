@@ -1,17 +1,18 @@
 // GPU accept/reject, log Z and the calibrated sampling loop against CPU references built from
 // the shared math (common/accept.hpp) and the CPU MAF. The classifier here is an analytic
 // margin computed by a small kernel, so the loop is tested without XGBoost.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "nfcal/cuda.hpp"
+
 #include "common/accept.hpp"
 #include "cuda_check.cuh"
 #include "gpu/gpu_test_util.hpp"
-#include "nfcal/cuda.hpp"
 
 namespace nfcal {
 namespace {
@@ -37,8 +38,8 @@ class BowlClassifier : public DeviceClassifier {
   int num_features() const override { return dim_; }
   void margins(const float* d_x, std::size_t n, float* d_out, CudaStream stream) const override {
     if (n == 0) return;
-    bowl_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(d_x, n, dim_,
-                                                                           offset_, d_out);
+    bowl_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(d_x, n, dim_, offset_,
+                                                                            d_out);
     NFCAL_LAUNCH_CHECK();
   }
 
@@ -102,9 +103,8 @@ TEST(CudaAccept, RowsPastTheCapacityAreCountedButNotWritten) {
   cuda_detail::DeviceBuffer<float> d_rows(n), d_margins(n), d_out(11);
   NFCAL_CUDA_CHECK(cudaMemset(d_rows.data(), 0, n * 4));
   NFCAL_CUDA_CHECK(cudaMemcpy(d_margins.data(), margins.data(), n * 4, cudaMemcpyHostToDevice));
-  EXPECT_EQ(cuda_accept_rows(d_rows.data(), d_margins.data(), n, 1, 0, 1, 2.0f, d_out.data(), 1,
-                             11),
-            n);
+  EXPECT_EQ(
+      cuda_accept_rows(d_rows.data(), d_margins.data(), n, 1, 0, 1, 2.0f, d_out.data(), 1, 11), n);
 }
 
 TEST(CudaLogZ, LogMeanExpMatchesTheCpuReduction) {
@@ -122,8 +122,7 @@ TEST(CudaLogZ, LogMeanExpMatchesTheCpuReduction) {
     report_parity("log_mean_exp", std::fabs(gpu.log_z - cpu.log_mean_exp()));
     EXPECT_NEAR(gpu.log_z, cpu.log_mean_exp(), 1e-9);
     EXPECT_NEAR(gpu.se, cpu.log_mean_exp_se(), 1e-9);
-    EXPECT_NEAR(gpu.ess, cpu.effective_sample_size(),
-                1e-6 * cpu.effective_sample_size());
+    EXPECT_NEAR(gpu.ess, cpu.effective_sample_size(), 1e-6 * cpu.effective_sample_size());
     EXPECT_EQ(gpu.samples, n);
     EXPECT_EQ(gpu.max_margin, double(*std::max_element(values.begin(), values.end())));
   }

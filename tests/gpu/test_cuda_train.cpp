@@ -1,17 +1,18 @@
 // GPU training against the CPU: the loss and gradient of a batch (with and without batch
 // normalization), the zero gradient of masked weights, and one epoch of Adam steps compared
 // with the same epoch taken by the CPU's objective and optimizer formulas.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
-#include "cuda_check.cuh"
-#include "gpu/gpu_test_util.hpp"
+#include <gtest/gtest.h>
+
 #include "nfcal/cuda.hpp"
 #include "nfcal/train.hpp"
+
+#include "cuda_check.cuh"
+#include "gpu/gpu_test_util.hpp"
 
 namespace nfcal {
 namespace {
@@ -104,8 +105,8 @@ TEST(CudaTrain, OneEpochMatchesTheCpuOptimizerSteps) {
     cpu.loss_and_gradient(x.data(), rows, grad.data(), &stats);
     double norm_sq = 0;
     for (float g : grad) norm_sq += double(g) * g;
-    const double clip = std::sqrt(norm_sq) > config.clip_norm
-                            ? config.clip_norm / std::sqrt(norm_sq) : 1.0;
+    const double clip =
+        std::sqrt(norm_sq) > config.clip_norm ? config.clip_norm / std::sqrt(norm_sq) : 1.0;
     const double c1 = 1.0 - std::pow(0.9, double(step));
     const double c2 = 1.0 - std::pow(0.999, double(step));
     const double decay = 1.0 - config.learning_rate * config.weight_decay;
@@ -132,8 +133,8 @@ TEST(CudaTrain, OneEpochMatchesTheCpuOptimizerSteps) {
   const double error = gpu_test::max_relative_error(gpu.parameters(), cpu.parameters(), count);
   report_parity("training_epoch_parameters", error);
   EXPECT_LT(error, 1e-4);
-  const double buffers = gpu_test::max_relative_error(gpu.buffers(), cpu.buffers(),
-                                                      cpu.buffers().size());
+  const double buffers =
+      gpu_test::max_relative_error(gpu.buffers(), cpu.buffers(), cpu.buffers().size());
   EXPECT_LT(buffers, 1e-4);
 }
 

@@ -1,19 +1,20 @@
 // XGBoost on the device against XGBoost on the host: margins from device arrays, training from
 // device arrays, and calibrated sampling with a real booster, all compared with the CPU
 // predictor of the same trees.
-#include <gtest/gtest.h>
-#include <xgboost/c_api.h>
-
 #include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+#include <xgboost/c_api.h>
+
+#include "nfcal/cuda.hpp"
+#include "nfcal/error.hpp"
+
 #include "common/accept.hpp"
 #include "cuda_check.cuh"
 #include "gpu/gpu_test_util.hpp"
-#include "nfcal/cuda.hpp"
-#include "nfcal/error.hpp"
 
 namespace nfcal {
 namespace {
@@ -107,8 +108,8 @@ TEST(CudaXGBoost, TrainingFromDeviceArraysGivesAWorkingModel) {
   NFCAL_SKIP_WITHOUT_GPU();
   const Labelled data = two_classes(4000, 4000, 4, 3);
   cuda_detail::DeviceBuffer<float> d_x(data.x.size()), d_labels(data.labels.size());
-  NFCAL_CUDA_CHECK(cudaMemcpy(d_x.data(), data.x.data(), data.x.size() * 4,
-                              cudaMemcpyHostToDevice));
+  NFCAL_CUDA_CHECK(
+      cudaMemcpy(d_x.data(), data.x.data(), data.x.size() * 4, cudaMemcpyHostToDevice));
   NFCAL_CUDA_CHECK(cudaMemcpy(d_labels.data(), data.labels.data(), data.labels.size() * 4,
                               cudaMemcpyHostToDevice));
   const auto booster = CudaBooster::train(d_x.data(), d_labels.data(), data.x.rows(), 4,
