@@ -114,11 +114,10 @@ def hepmass(download):
 
     train = pd.read_csv(os.path.join(download, "hepmass", "1000_train.csv"), index_col=False)
     test = pd.read_csv(os.path.join(download, "hepmass", "1000_test.csv"), index_col=False)
-    # The published code selects and drops by column name: the label is the training file's
-    # first column; in the test file the same names are looked up after the drop, as there.
+    # Each file's first column is its label; the test file carries one more column at the end.
     train = train[train[train.columns[0]] == 1]
     train = train.drop(train.columns[0], axis=1)
-    test = test[test[train.columns[0]] == 1]
+    test = test[test[test.columns[0]] == 1]
     test = test.drop(test.columns[0], axis=1)
     test = test.drop(test.columns[-1], axis=1)
     mu, s = train.mean(), train.std()
@@ -183,9 +182,13 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--download", required=True, help="the unpacked MAF data folder")
     parser.add_argument("--out", default=default_out(), help="where the splits go")
-    parser.add_argument("names", nargs="*", choices=NAMES + ((),) and NAMES, metavar="NAME",
-                        help="sets to convert (default: those present)")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="sets to convert, among %s (default: those present)"
+                        % ", ".join(NAMES))
     args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        parser.error("unknown dataset %s; choose among %s" % (unknown[0], ", ".join(NAMES)))
     present = [n for n in NAMES
                if all(os.path.exists(os.path.join(args.download, f)) for f in FILES[n])]
     names = args.names or present

@@ -28,7 +28,7 @@ readonly BUILD_PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libopenblas-dev zlib1g-dev
-  curl ca-certificates unzip python3 python3-matplotlib
+  curl ca-certificates unzip python3 python3-matplotlib python3-pandas python3-h5py
 )
 readonly LINT_PACKAGES=(clang-format clang-tidy)
 

@@ -7,8 +7,12 @@
 set -euo pipefail
 
 nfcal="$3"
-if ! python3 -c 'import numpy' 2>/dev/null; then
-  echo "cli_numpy_interop: SKIPPED (python3 with numpy is not available)"
+python=""
+for candidate in /usr/bin/python3 python3; do
+  if "$candidate" -c 'import numpy' 2>/dev/null; then python="$candidate"; break; fi
+done
+if [[ -z "$python" ]]; then
+  echo "cli_numpy_interop: SKIPPED (no python3 with numpy; scripts/setup.sh installs one)"
   exit 0
 fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/nfcal-numpy-test.XXXXXX")"
@@ -17,7 +21,7 @@ cd "$work"
 fail() { printf 'cli_numpy_interop: FAIL: %s\n' "$*" >&2; exit 1; }
 
 # The same rows in every layout NumPy can write that nfcal reads.
-python3 - <<'PY'
+"$python" - <<'PY'
 import numpy as np
 from numpy.lib import format as npf
 rng = np.random.default_rng(3)
@@ -51,7 +55,7 @@ done
 "$nfcal" sample --model flow.nfcal --count 25 --out samples.npy --seed 1 --quiet >/dev/null ||
   fail "sample"
 
-python3 - <<'PY' || fail "NumPy disagrees with nfcal's files"
+"$python" - <<'PY' || fail "NumPy disagrees with nfcal's files"
 import numpy as np
 ref = np.load("lp_f8.npy")
 assert ref.shape == (40,) and ref.dtype == np.float32, (ref.shape, ref.dtype)
