@@ -2,9 +2,9 @@
 // depth 6, and calibrated sampling accepted rows/s end to end with the time split between the
 // flow, the classifier and the accept/reject step.
 //
-// Setting: D = 8, a MAF(5) with 2 hidden layers of 128 units and random weights, and an XGBoost
-// classifier trained to tell the flow's samples from a shifted, rescaled copy of them, so its
-// margins vary as a real calibration classifier's do. Models are built once per process.
+// Setting: D = 8, a MAF(5) with 2 hidden layers of 128 ReLU units and random weights, and an
+// XGBoost classifier trained to tell the flow's samples from a shifted, rescaled copy of them, so
+// its margins vary as a real calibration classifier's do. Models are built once per process.
 
 #include <cmath>
 #include <memory>
@@ -31,6 +31,7 @@ const nfcal::Maf& bench_flow() {
     config.layers = 5;
     config.hidden = 128;
     config.hidden_layers = 2;
+    config.activation = nfcal::Activation::kRelu;  // as the reference stack's flow
     nfcal::Maf f(config);
     std::mt19937_64 engine(1);
     std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
@@ -56,8 +57,10 @@ Matrix<float> bench_data(std::size_t n) {
   return x;
 }
 
-// A classifier of `trees` rounds of depth 6, trained without early stopping.
-std::shared_ptr<nfcal::XGBoostClassifier> train_classifier(int trees) {
+// A classifier of `trees` rounds of depth 6, trained without early stopping. The caller keeps
+// it until the process ends: XGBoost tears down its per-thread prediction state at exit before
+// this program's statics are destroyed, and freeing a booster after that is a double free.
+const std::shared_ptr<nfcal::XGBoostClassifier>& train_classifier(int trees) {
   nfcal::XGBoostParams params;
   params.trees = trees;
   params.max_depth = 6;
@@ -65,12 +68,12 @@ std::shared_ptr<nfcal::XGBoostClassifier> train_classifier(int trees) {
   params.validation_fraction = 0.1;
   const Matrix<float> data = bench_data(20000);
   const Matrix<float> flow_rows = bench_flow().sample(20000, 12);
-  return std::make_shared<nfcal::XGBoostClassifier>(
-      nfcal::XGBoostClassifier::train(data, flow_rows, params));
+  return *new std::shared_ptr<nfcal::XGBoostClassifier>(std::make_shared<nfcal::XGBoostClassifier>(
+      nfcal::XGBoostClassifier::train(data, flow_rows, params)));
 }
 
 const nfcal::XGBoostClassifier& classifier_2000() {
-  static const auto classifier = train_classifier(2000);
+  static const auto& classifier = train_classifier(2000);
   return *classifier;
 }
 
@@ -97,7 +100,7 @@ BENCHMARK(BM_XGBoostMargins)
 
 // Accepted rows/s of the calibrated model with 500 trees and ceiling log 2.
 void BM_CalibratedSampling(benchmark::State& state) {
-  static const auto classifier = train_classifier(500);
+  static const auto& classifier = train_classifier(500);
   const double ceiling = std::log(2.0);
   const nfcal::LogZEstimate log_z =
       nfcal::estimate_flow_log_z(bench_flow(), *classifier, ceiling, 100000, 14);

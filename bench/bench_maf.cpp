@@ -1,7 +1,8 @@
 // CPU benchmarks of the MAF: density rows/s, sampling rows/s with the degree-ordered pass and
 // the naive D-pass reference side by side, and training rows/s (one Adam-free gradient step
 // per iteration, batch 512). Architecture as the common PyTorch MAF: 5 layers, 2 hidden
-// layers per MADE. Sizes: D in {8, 64, 784}, hidden in {64, 256, 1024}.
+// layers per MADE, ReLU units. Sizes: D in {8, 64, 784}, hidden in {64, 256, 1024}.
+// BM_MafLogProbActivation compares the density pass across activations (tanh is the default).
 //
 // Counters: rows/s as items_per_second; FLOP/s counts the unmasked multiply-adds only
 // (two FLOPs each), so it reads against the hardware's useful peak.
@@ -21,12 +22,13 @@ using nfcal::MafConfig;
 using nfcal::Matrix;
 
 // A trained-looking flow: random weights on every unmasked entry, outputs kept modest.
-Maf make_flow(int dim, int hidden) {
+Maf make_flow(int dim, int hidden, nfcal::Activation activation = nfcal::Activation::kRelu) {
   MafConfig config;
   config.dim = dim;
   config.hidden = hidden;
   config.layers = 5;
   config.hidden_layers = 2;
+  config.activation = activation;
   Maf flow(config);
   std::mt19937_64 engine(1);
   std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
@@ -76,6 +78,20 @@ void BM_MafLogProb(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data());
   }
   set_counters(state, flow, rows, 1.0);
+}
+
+void BM_MafLogProbActivation(benchmark::State& state) {
+  const auto activation = static_cast<nfcal::Activation>(state.range(0));
+  const Maf flow = make_flow(static_cast<int>(state.range(1)), 256, activation);
+  const std::size_t rows = 8192;
+  const Matrix<float> x = noise(rows, flow.dim());
+  std::vector<float> out(rows);
+  for (auto _ : state) {
+    flow.log_prob(x.data(), rows, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_counters(state, flow, rows, 1.0);
+  state.SetLabel(nfcal::to_string(activation));
 }
 
 void BM_MafSampleDegreeOrdered(benchmark::State& state) {
@@ -129,6 +145,14 @@ void sizes(benchmark::internal::Benchmark* bench) {
 }
 
 BENCHMARK(BM_MafLogProb)->Apply(sizes);
+BENCHMARK(BM_MafLogProbActivation)
+    ->ArgsProduct({{static_cast<int>(nfcal::Activation::kRelu),
+                    static_cast<int>(nfcal::Activation::kTanh),
+                    static_cast<int>(nfcal::Activation::kElu)},
+                   {8, 64}})
+    ->ArgNames({"activation", "D"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_MafSampleDegreeOrdered)->Apply(sizes);
 BENCHMARK(BM_MafSampleNaiveDPass)->Apply(sizes)->Iterations(1);
 BENCHMARK(BM_MafTrainStep)->Apply(sizes);

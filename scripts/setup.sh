@@ -27,7 +27,7 @@ readonly BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libopenblas-dev zlib1g-dev
+  libopenblas-dev libeigen3-dev zlib1g-dev
   curl ca-certificates unzip python3 python3-matplotlib python3-pandas python3-h5py
 )
 readonly LINT_PACKAGES=(clang-format clang-tidy)

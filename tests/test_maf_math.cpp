@@ -1,10 +1,13 @@
 // CPU tests of the per-element MAF arithmetic the CUDA kernels share (kernels/common/maf_math.hpp).
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "common/maf_math.hpp"
+#include "maf/activation.hpp"
 
 namespace nfcal::maf_math {
 namespace {
@@ -18,6 +21,36 @@ TEST(MafMath, ActivationDerivativesMatchFiniteDifferences) {
       EXPECT_NEAR(activation_derivative(z, activate(z, activation), activation), numeric, 1e-8)
           << "activation " << activation << " at " << z;
     }
+  }
+}
+
+TEST(MafMath, ArrayActivationsAgreeWithThePerElementDefinition) {
+  // A dense sweep through the range where tanh and expm1 bend, plus saturation and signed zero.
+  std::vector<float> z;
+  for (int i = -4000; i <= 4000; ++i) z.push_back(static_cast<float>(i) * 0.003f);
+  for (float edge : {-100.0f, -20.0f, -9.5f, 9.5f, 20.0f, 100.0f, -0.0f, 1e-30f, -1e-30f}) {
+    z.push_back(edge);
+  }
+
+  for (int activation : {kRelu, kTanh, kElu}) {
+    std::vector<float> vectorized(z.size());
+    detail::activate_array(z.data(), z.size(), activation, vectorized.data());
+    for (std::size_t i = 0; i < z.size(); ++i) {
+      const double exact = activate(static_cast<double>(z[i]), activation);
+      // A few float ulps of the result, or of 1 where the result crosses zero.
+      const double tolerance = 4 * std::numeric_limits<float>::epsilon() *
+                               std::max(std::fabs(exact), activation == kRelu ? 0.0 : 1e-3);
+      EXPECT_NEAR(vectorized[i], exact, tolerance) << "activation " << activation << " at " << z[i];
+    }
+  }
+}
+
+TEST(MafMath, ArrayActivationsWorkInPlaceAndInDouble) {
+  std::vector<double> z = {-3.0, -0.5, 0.0, 0.25, 4.0};
+  const std::vector<double> original = z;
+  detail::activate_array(z.data(), z.size(), kTanh, z.data());
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    EXPECT_NEAR(z[i], std::tanh(original[i]), 1e-15) << "at " << original[i];
   }
 }
 

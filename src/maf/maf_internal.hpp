@@ -12,6 +12,7 @@
 #include "nfcal/maf.hpp"
 
 #include "common/maf_math.hpp"
+#include "maf/activation.hpp"
 #include "maf/blas.hpp"
 
 namespace nfcal::detail {
@@ -59,6 +60,22 @@ void masked_product(const T* in, int n, int in_stride, const T* weight, int weig
     blas::gemm_nt(n, band.row_end - band.row_begin, band.cols, T(1), in, in_stride,
                   weight + static_cast<std::size_t>(band.row_begin) * weight_cols, weight_cols,
                   T(1), out + band.row_begin, out_stride);
+  }
+}
+
+/// post (n, width) = activate(pre), split over threads by fixed row blocks when large.
+template <typename T>
+void activate_rows(const T* pre, int n, int width, int activation, T* post) {
+  constexpr int kRowsPerBlock = 256;
+  const int blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+  const bool parallel =
+      blocks > 1 && static_cast<long long>(n) * width > 65536 && !omp_in_parallel();
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int block = 0; block < blocks; ++block) {
+    const int first = block * kRowsPerBlock;
+    const int rows = std::min(kRowsPerBlock, n - first);
+    const std::size_t offset = static_cast<std::size_t>(first) * width;
+    activate_array(pre + offset, static_cast<std::size_t>(rows) * width, activation, post + offset);
   }
 }
 
@@ -111,11 +128,7 @@ void made_forward(const std::vector<T>& parameters, const std::vector<TensorSpec
     post.resize(pre.size());
     masked_product(input, n, input_width, parameters.data() + weight.offset, weight.cols,
                    parameters.data() + bias.offset, bands.hidden[l], pre.data(), hidden);
-    const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(pre.size());
-#pragma omp parallel for schedule(static) if (count > 65536 && !omp_in_parallel())
-    for (std::ptrdiff_t i = 0; i < count; ++i) {
-      post[i] = maf_math::activate(pre[i], activation);
-    }
+    activate_rows(pre.data(), n, hidden, activation, post.data());
     input = post.data();
     input_width = hidden;
   }

@@ -27,6 +27,8 @@ namespace {
 
 constexpr int kSampleTileRows = 64;
 constexpr std::size_t kNaiveTileRows = 1024;
+// Weights (units x prefix) from which a degree's hidden units go through BLAS, not axpy loops.
+constexpr long long kBlasGroupSize = 256;
 
 // Always inlined, so the AVX2 entry point below compiles these loops with AVX2 and FMA.
 #define NFCAL_TILE_INLINE inline __attribute__((always_inline))
@@ -72,14 +74,33 @@ NFCAL_TILE_INLINE void invert_made_tile(const std::vector<T>& parameters,
       const T* w = parameters.data() + w_spec.offset;
       const T* b = parameters.data() + tensors[made.biases[l]].offset;
       const T* src = l == 0 ? y_t.data() : act_t[l - 1].data();
+      if (unit_begin == unit_end) continue;
       for (int h = unit_begin; h < unit_end; ++h) {
         T* acc = act_t[l].data() + static_cast<std::size_t>(h) * stride;
         std::fill(acc, acc + rows, b[h]);
-        const T* w_row = w + static_cast<std::size_t>(h) * w_spec.cols;
-        for (int j = 0; j < made.prefix[l][h]; ++j) {
-          axpy_rows(w_row[j], src + static_cast<std::size_t>(j) * stride, acc, rows);
+      }
+
+      // Units of one degree share their prefix, so together they are one small product
+      // (units, prefix) x (prefix, rows); BLAS pays off once it is large enough.
+      const int units = unit_end - unit_begin;
+      const int prefix = made.prefix[l][unit_begin];
+      T* group = act_t[l].data() + static_cast<std::size_t>(unit_begin) * stride;
+      const T* w_group = w + static_cast<std::size_t>(unit_begin) * w_spec.cols;
+      if (static_cast<long long>(units) * prefix >= kBlasGroupSize) {
+        blas::raw_gemm_nn(units, rows, prefix, T(1), w_group, w_spec.cols, src, stride, T(1), group,
+                          stride);
+      } else {
+        for (int h = 0; h < units; ++h) {
+          const T* w_row = w_group + static_cast<std::size_t>(h) * w_spec.cols;
+          T* acc = group + static_cast<std::size_t>(h) * stride;
+          for (int j = 0; j < prefix; ++j) {
+            axpy_rows(w_row[j], src + static_cast<std::size_t>(j) * stride, acc, rows);
+          }
         }
-        for (int r = 0; r < rows; ++r) acc[r] = maf_math::activate(acc[r], activation);
+      }
+      for (int h = 0; h < units; ++h) {
+        T* acc = group + static_cast<std::size_t>(h) * stride;
+        detail::activate_array(acc, static_cast<std::size_t>(rows), activation, acc);
       }
     }
     unit_begin = unit_end;
@@ -169,6 +190,7 @@ template <typename T>
 void BasicMaf<T>::inverse(const T* u, std::size_t n, T* x) const {
   const int dim = config_.dim;
   std::copy(u, u + n * dim, x);
+  blas::use_single_threaded_blas();
 
   // Layers in reverse; each batch norm follows its MADE layer in the density direction.
   for (int layer = static_cast<int>(made_.size()) - 1; layer >= 0; --layer) {
