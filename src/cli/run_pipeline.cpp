@@ -111,6 +111,7 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"layers", std::to_string(maf.layers)},
           {"hidden", std::to_string(maf.hidden)},
           {"hidden_layers", std::to_string(maf.hidden_layers)},
+          {"activation", to_string(maf.activation)},
           {"batch_norm", maf.batch_norm ? "true" : "false"},
           {"epochs", std::to_string(train.epochs)},
           {"batch_size", std::to_string(train.batch_size)},
@@ -275,6 +276,8 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
       ->capture_default_str();
   command->add_option("--hidden-layers", o->maf.hidden_layers, "hidden layers per MADE")
       ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  command->add_option("--activation", o->activation, "hidden units: relu, tanh or elu")
       ->capture_default_str();
   command->add_flag("--batch-norm", o->maf.batch_norm, "batch normalization between layers");
   command->add_option("--epochs", o->train.epochs, "most epochs to train")

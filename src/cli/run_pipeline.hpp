@@ -35,7 +35,7 @@ struct RunOptions {
   // The flow.
   MafConfig maf;
   TrainConfig train;
-  std::string activation = "relu";
+  std::string activation = to_string(MafConfig{}.activation);
 
   // The classifier and the calibrated model.
   CalibrationOptions calibration;
