@@ -30,7 +30,7 @@ DEPS=""
 BUILD="$ROOT/build-gpu-check"
 RESULTS="${OUT:-$ROOT/gpu-check-results}"
 PREBUILT=0
-BENCH_FILTER='BM_Cuda(MafLogProb/(8|64)/|MafSample/8/(64|128|256)/|MafSample/64/256/|XGBoostMargins/100/|AcceptCompact|CalibratedSampling/20)'
+BENCH_FILTER='BM_Cuda(MafLogProb/(8|64)/|MafTrainEpoch/(8|64)/|MafSample/8/(64|128|256)/|MafSample/64/256/|XGBoostMargins/100/|AcceptCompact|CalibratedSampling/20)'
 BENCH_MIN_TIME=0.05
 PREPARE=""
 
@@ -61,7 +61,7 @@ prepare_deps() {
   local packages=(libgtest-dev libgmock-dev googletest libbenchmark-dev libbenchmark1debian
                   nlohmann-json3-dev libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev
                   libfmt9 libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev
-                  libopenblas0 zlib1g-dev libgfortran5)
+                  libopenblas0 libeigen3-dev zlib1g-dev libgfortran5)
   mkdir -p "$target" || die "cannot create $target"
   local pkg file
   for pkg in "${packages[@]}"; do

@@ -19,7 +19,7 @@ output parameterization and the tensor layout are nfcal's:
 nfcal's tensor names, rows.npy and the float64 log densities of those rows), so nfcal can
 load the same weights and show that it computes the same densities.
 
-Workload (issue sizes): density, sampling and training-step rows/s for each --sizes entry;
+Workload (the benchmark sizes): density, sampling and training-step rows/s for each --sizes entry;
 then the calibration workload on --data (train.npy, validation.npy, test.npy): flow training
 time to --target validation log-likelihood, flow sampling rows/s, a classifier of 500 trees
 of depth 6, its margin rows/s, and calibrated samples/s end to end with ceiling log 2.

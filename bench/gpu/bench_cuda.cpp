@@ -1,5 +1,5 @@
 // GPU rows of nfcal_bench: MAF density (fused and general paths), sampling (degree-ordered
-// kernel and the naive D-pass kernel), XGBoost margins from device arrays, the fused accept
+// kernel and the naive D-pass kernel), training epochs (gradient and Adam step), XGBoost margins from device arrays, the fused accept
 // kernel with compaction, and calibrated sampling end to end with the time of each stage.
 //
 // Timing: CUDA events around each iteration's launches (manual time), after one warm-up
@@ -7,7 +7,8 @@
 // Counters: items_per_second is rows/s; "flop_per_s" counts the unmasked multiply-adds of the
 // flow (two FLOPs each), "bytes_per_s" the bytes a pass must move to and from device memory,
 // so both read against the hardware's limits. Without a CUDA device every row is skipped
-// with the reason. Architecture: 5 MADE layers of 2 hidden layers, as the CPU rows.
+// with the reason. Architecture: 5 MADE layers of 2 hidden layers of ReLU units, as the CPU
+// rows.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -37,6 +38,7 @@ nfcal::Maf bench_flow(int dim, int hidden) {
   config.hidden = hidden;
   config.layers = 5;
   config.hidden_layers = 2;
+  config.activation = nfcal::Activation::kRelu;
   nfcal::Maf flow(config);
   std::mt19937_64 engine(1);
   std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
@@ -146,7 +148,29 @@ void BM_CudaMafSample(benchmark::State& state) {
   set_flow_counters(state, flow, n, 4.0 * dim);
 }
 
-/// The grid (D in {8, 64, 784}, hidden in {64, 256, 1024}) plus the target model of
+// Training rows/s: one epoch of minibatches of 512 over device rows, each a forward and
+// backward pass, the global-norm clip and the Adam step; range(2) = log2 rows.
+void BM_CudaMafTrainEpoch(benchmark::State& state) {
+  if (skip_without_device(state)) return;
+  const int dim = static_cast<int>(state.range(0));
+  const nfcal::Maf flow = bench_flow(dim, static_cast<int>(state.range(1)));
+  const std::size_t n = rows_for(dim, static_cast<int>(state.range(2)));
+  nfcal::TrainConfig config;
+  config.batch_size = 512;
+  nfcal::CudaTrainer trainer(flow, config);
+  DeviceBuffer<float> rows(n * dim);
+  nfcal::CudaMaf(flow).sample(n, 5, 0, rows.data());
+  std::vector<std::uint32_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+  time_on_device(state, [&] { trainer.train_epoch(rows.data(), n, order); });
+  // Forward plus two backward products: about three density passes of work per row.
+  set_flow_counters(state, flow, n, 3.0 * 4.0 * (dim + 1));
+  state.counters["flop_per_s"] = benchmark::Counter(
+      3.0 * 2.0 * multiply_adds_per_row(flow) * static_cast<double>(n) * state.iterations(),
+      benchmark::Counter::kIsRate);
+}
+
+/// The benchmark grid (D in {8, 64, 784}, hidden in {64, 256, 1024}) plus the target model of
 /// the performance goals, D = 8 with hidden 128.
 void flow_sizes(benchmark::internal::Benchmark* b, int max_log2_rows, int variant) {
   b->Args({8, 128, max_log2_rows, variant});
@@ -253,6 +277,10 @@ BENCHMARK(BM_CudaMafSample)
     ->Args({8, 64, 20, 1})
     ->Args({8, 256, 20, 1})
     ->Args({64, 256, 16, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CudaMafTrainEpoch)
+    ->Apply([](benchmark::internal::Benchmark* b) { flow_sizes(b, 18, 0); })
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CudaXGBoostMargins)
