@@ -26,18 +26,20 @@ runs=(
   "mixture-2d|--dataset mixture-2d"
   "mixture-8d|--dataset mixture-8d"
   "mixture-8d-97k|--dataset mixture-8d --train-size 97200 --test-size 10000 --hidden 128"
-  "fashion-mnist|--dataset fashion-mnist --hidden 1024 --hidden-layers 1 --epochs 10 --batch-size 128 --learning-rate 1e-4 --test-size 2000"
+  "fashion-mnist|--dataset fashion-mnist --hidden 1024 --hidden-layers 1 --epochs 10
+   --batch-size 128 --learning-rate 1e-4 --test-size 2000"
 )
 
 for entry in "${runs[@]}"; do
   name="${entry%%|*}"
-  args="${entry#*|}"
+  args="$(tr -s ' \n' ' ' <<<"${entry#*|}")"
   [[ "$skip" == *" $name "* ]] && continue
   if [[ -f "$out/$name/metrics.json" ]]; then
     echo "results: $name already done" >&2
     continue
   fi
-  if [[ "$name" == fashion-mnist ]] && ! "$nfcal" datasets | grep -q 'fashion-mnist .*installed'; then
+  if [[ "$name" == fashion-mnist ]] &&
+    ! "$nfcal" datasets | grep -q 'fashion-mnist .*installed'; then
     echo "results: $name skipped (apt-get install dataset-fashion-mnist)" >&2
     continue
   fi
@@ -51,8 +53,8 @@ python3 - "$out" <<'PYTHON'
 import json, os, sys
 
 out = sys.argv[1]
-print("| run | dim | train rows | flow | calibrated | gain | truth | gap closed | AUC | trees kept | "
-      "L | acceptance | seconds |")
+print("| run | dim | train rows | flow | calibrated | gain | truth | gap closed | AUC "
+      "| trees kept | L | acceptance | seconds |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in sorted(os.listdir(out)):
     path = os.path.join(out, name, "metrics.json")

@@ -1,6 +1,7 @@
 // GPU rows of nfcal_bench: MAF density (fused and general paths), sampling (degree-ordered
-// kernel and the naive D-pass kernel), training epochs (gradient and Adam step), XGBoost margins from device arrays, the fused accept
-// kernel with compaction, and calibrated sampling end to end with the time of each stage.
+// kernel and the naive D-pass kernel), training epochs (gradient and Adam step), XGBoost margins
+// from device arrays, the fused accept kernel with compaction, and calibrated sampling end to end
+// with the time of each stage.
 //
 // Timing: CUDA events around each iteration's launches (manual time), after one warm-up
 // call; no host synchronization inside the measured span other than what the API requires.
