@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "nfcal/classifier.hpp"
+#include "nfcal/device.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/matrix.hpp"
 #include "nfcal/model_file.hpp"
@@ -57,6 +58,7 @@ struct CalibrationOptions {
   double bound_slack = 0.1;            // no ceiling: bound = max sampled margin + this
   std::size_t log_z_samples = 100000;  // fresh flow samples for log Z
   std::uint64_t seed = 0;              // the flow samples for training and for log Z
+  Device device = Device::cpu();       // where the flow samples are drawn (the same rows)
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -174,10 +176,11 @@ class AnyModel {
   const CalibratedFlow* calibrated() const { return calibrated_.get(); }
   int dim() const { return flow().dim(); }
 
-  /// Log densities (nats) of every row of x. Throws DataError on a column mismatch.
-  std::vector<float> log_prob(const Matrix<float>& x) const;
-  /// n draws keyed by options.seed: the flow's own sampler, or rejection for a calibrated
-  /// model (report filled for a calibrated model only).
+  /// Log densities (nats) of every row of x, on the CPU or a CUDA device (nfcal/compute.hpp).
+  /// Throws DataError on a column mismatch.
+  std::vector<float> log_prob(const Matrix<float>& x, const Device& device = Device::cpu()) const;
+  /// n draws keyed by options.seed, on options.device: the flow's own sampler, or rejection
+  /// for a calibrated model (report filled for a calibrated model only).
   Matrix<float> sample(std::size_t n, const SamplerOptions& options = {},
                        SamplerReport* report = nullptr) const;
 

@@ -6,6 +6,7 @@
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/classifier.hpp"
+#include "nfcal/compute.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/cuda.hpp"
 #include "nfcal/datasets.hpp"

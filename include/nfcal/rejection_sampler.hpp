@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 
+#include "nfcal/device.hpp"
 #include "nfcal/matrix.hpp"
 
 namespace nfcal {
@@ -25,6 +26,7 @@ struct SamplerOptions {
   std::size_t batch_size = 0;      // candidates per round; 0: sized from measured acceptance
   std::size_t max_batch = 65536;   // upper bound on an automatically sized round
   std::size_t max_candidates = 0;  // cap on candidates; 0: max(1e6, 1000 n)
+  Device device = Device::cpu();   // cuda: the whole loop on that GPU (CudaCalibratedSampler)
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -49,7 +51,9 @@ struct SamplerReport {
 /// n exact draws (n, D) from the calibrated model. Throws SamplingError, with the measured
 /// acceptance rate and a suggestion to lower the ceiling, when the candidate cap is reached
 /// first (report, when given, is filled in either case); InvalidArgument on bad options;
-/// DataError when the classifier returns NaN margins.
+/// DataError when the classifier returns NaN margins. With options.device a CUDA device the
+/// loop runs there and returns the same rows (see nfcal/compute.hpp for its requirements);
+/// batch_size and max_batch then do not apply.
 ///
 ///     nfcal::SamplerReport report;
 ///     nfcal::Matrix<float> x = nfcal::sample_calibrated(model, 10000, {/*seed=*/7}, &report);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "nfcal/device.hpp"
 #include "nfcal/maf.hpp"
 #include "nfcal/matrix.hpp"
 
@@ -22,7 +23,8 @@ struct TrainConfig {
   double validation_fraction = 0.1;  // held out of the training rows when none is given
   bool standardize = true;           // learn per-column shift and scale from the training rows
   double batch_norm_momentum = 0.9;
-  std::uint64_t seed = 0;  // minibatch order and the validation split
+  std::uint64_t seed = 0;         // minibatch order and the validation split
+  Device device = Device::cpu();  // cuda: the epochs run on that GPU, the rows kept in its memory
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -58,6 +60,8 @@ struct NonDeduced {
 
 /// Trains flow in place on rows of train (n, D). Without a validation matrix, a seeded
 /// validation_fraction of train is held out. Ends with the best validation weights loaded.
+/// With config.device a CUDA device (float flows only) every epoch runs there through
+/// CudaTrainer, with the same minibatches, clipping and Adam steps as on the CPU.
 /// Throws DataError on NaN/Inf or a column count other than the flow's dimension.
 template <typename T>
 TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train,

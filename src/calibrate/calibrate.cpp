@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nfcal/calibrated_flow.hpp"
+#include "nfcal/compute.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/train.hpp"
 #include "nfcal/version.hpp"
@@ -251,7 +252,8 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   const auto flow_rows_count = std::max<std::size_t>(
       2, static_cast<std::size_t>(
              std::llround(options.flow_ratio * static_cast<double>(data.rows()))));
-  const Matrix<float> flow_rows = flow.sample(flow_rows_count, derived_seed(options.seed, 1));
+  const Matrix<float> flow_rows =
+      sample(flow, flow_rows_count, derived_seed(options.seed, 1), options.device);
   r.seconds_flow_samples = seconds_since(t);
 
   // The classifier, its number of trees chosen on held-out rows.
@@ -264,7 +266,8 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
 
   // Fresh flow samples for log Z; for a target acceptance they also place the ceiling.
   t = Clock::now();
-  const Matrix<float> z_rows = flow.sample(options.log_z_samples, derived_seed(options.seed, 2));
+  const Matrix<float> z_rows =
+      sample(flow, options.log_z_samples, derived_seed(options.seed, 2), options.device);
   const std::vector<float> z_margins = classifier->margins(z_rows);
   double ceiling = kInf;
   switch (options.ceiling.mode) {

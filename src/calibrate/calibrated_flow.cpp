@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nfcal/compute.hpp"
 #include "nfcal/error.hpp"
 
 namespace nfcal {
@@ -183,19 +184,15 @@ std::string AnyModel::kind() const { return is_calibrated() ? kCalibratedKind : 
 
 const Maf& AnyModel::flow() const { return is_calibrated() ? calibrated_->flow() : *flow_; }
 
-std::vector<float> AnyModel::log_prob(const Matrix<float>& x) const {
-  if (is_calibrated()) return calibrated_->log_prob(x);
-  if (x.cols() != static_cast<std::size_t>(dim())) {
-    throw DataError("flow: rows have " + std::to_string(x.cols()) +
-                    " columns, the flow has dimension " + std::to_string(dim()));
-  }
-  return flow_->log_prob(x);
+std::vector<float> AnyModel::log_prob(const Matrix<float>& x, const Device& device) const {
+  if (is_calibrated()) return nfcal::log_prob(*calibrated_, x, device);
+  return nfcal::log_prob(*flow_, x, device);
 }
 
 Matrix<float> AnyModel::sample(std::size_t n, const SamplerOptions& options,
                                SamplerReport* report) const {
   if (is_calibrated()) return sample_calibrated(*calibrated_, n, options, report);
-  return flow_->sample(n, options.seed);
+  return nfcal::sample(*flow_, n, options.seed, options.device);
 }
 
 AnyModel load_model(const std::string& path, int threads, const std::string& device) {

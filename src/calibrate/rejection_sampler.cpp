@@ -11,6 +11,7 @@
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
 
+#include "calibrate/device_paths.hpp"
 #include "common/accept.hpp"
 
 namespace nfcal {
@@ -58,6 +59,8 @@ Matrix<float> sample_calibrated(const CalibratedFlow& model, std::size_t n,
                                 const SamplerOptions& options, SamplerReport* report) {
   const auto start = Clock::now();
   options.validate();
+  if (options.device.is_cuda())
+    return detail::sample_calibrated_on_device(model, n, options, report);
   const int dim = model.dim();
   const float bound = static_cast<float>(model.sampling_bound());
   const std::size_t cap = options.max_candidates > 0 ? options.max_candidates

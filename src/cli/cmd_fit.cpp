@@ -50,9 +50,9 @@ void run_fit(const FitOptions& options) {
   maf.seed = options.common.seed;
   TrainConfig config = options.train;
   config.seed = options.common.seed;
+  config.device = runtime.device;
   maf.validate();
   config.validate();
-  if (runtime.device.is_cuda()) spdlog::info("training runs on the CPU backend");
 
   log_configuration("fit",
                     {{"data", options.data},
@@ -72,7 +72,7 @@ void run_fit(const FitOptions& options) {
                      {"patience", std::to_string(config.patience)},
                      {"seed", std::to_string(maf.seed)},
                      {"threads", std::to_string(runtime.threads)},
-                     {"device", "cpu"}});
+                     {"device", runtime.device.to_string()}});
 
   // Train, then save with what produced the model.
   Maf flow(maf);

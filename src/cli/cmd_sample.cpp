@@ -1,4 +1,4 @@
-// nfcal sample: draw rows from a saved flow.
+// nfcal sample: draw rows from a saved flow or calibrated model, on the CPU or a GPU.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -14,10 +14,6 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 
-#if defined(NFCAL_WITH_CUDA)
-#include "nfcal/cuda.hpp"
-#endif
-
 namespace nfcal::cli {
 namespace {
 
@@ -27,16 +23,6 @@ struct SampleOptions {
   std::string out;
   long long count = 0;
 };
-
-// Rows keyed by (seed, row): the CPU and the GPU give the same samples.
-Matrix<float> draw(const Maf& flow, std::size_t count, std::uint64_t seed, const Device& device) {
-#if defined(NFCAL_WITH_CUDA)
-  if (device.is_cuda()) return CudaMaf(flow, device.index).sample(count, seed);
-#else
-  (void)device;
-#endif
-  return flow.sample(count, seed);
-}
 
 void run_sample(const SampleOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
@@ -55,19 +41,18 @@ void run_sample(const SampleOptions& options) {
                                {"threads", std::to_string(runtime.threads)},
                                {"device", runtime.device.to_string()}});
 
-  // A calibrated model samples by rejection (on the CPU backend), a flow directly.
+  // A calibrated model samples by rejection, a flow directly; rows are keyed by (seed, row),
+  // so the CPU and the GPU give the same samples.
   const auto count = static_cast<std::size_t>(options.count);
-  Matrix<float> samples;
+  SamplerOptions sampler;
+  sampler.seed = options.common.seed;
+  sampler.device = runtime.device;
+  SamplerReport report;
+  const Matrix<float> samples = model.sample(count, sampler, &report);
   if (model.is_calibrated()) {
-    SamplerOptions sampler;
-    sampler.seed = options.common.seed;
-    SamplerReport report;
-    samples = sample_calibrated(*model.calibrated(), count, sampler, &report);
     std::string summary = report.summary();
     if (!summary.empty() && summary.back() == '\n') summary.pop_back();
     spdlog::info("{}", summary);
-  } else {
-    samples = draw(flow, count, options.common.seed, runtime.device);
   }
   write_table(options.out, samples);
   std::printf("wrote %zu samples of dimension %d to %s\n", samples.rows(), flow.dim(),

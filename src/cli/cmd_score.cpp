@@ -1,4 +1,5 @@
-// nfcal score: the log density of every row of a table under a saved flow.
+// nfcal score: the log density of every row of a table under a saved flow or calibrated
+// model, on the CPU or a GPU.
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -14,10 +15,6 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 
-#if defined(NFCAL_WITH_CUDA)
-#include "nfcal/cuda.hpp"
-#endif
-
 namespace nfcal::cli {
 namespace {
 
@@ -27,15 +24,6 @@ struct ScoreOptions {
   std::string data;
   std::string out;
 };
-
-std::vector<float> densities(const Maf& flow, const Matrix<float>& x, const Device& device) {
-#if defined(NFCAL_WITH_CUDA)
-  if (device.is_cuda()) return CudaMaf(flow, device.index).log_prob(x);
-#else
-  (void)device;
-#endif
-  return flow.log_prob(x);
-}
 
 void run_score(const ScoreOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
@@ -54,8 +42,7 @@ void run_score(const ScoreOptions& options) {
                               {"device", runtime.device.to_string()}});
 
   // One log density per row, and their mean with its standard error on stdout.
-  const std::vector<float> log_p =
-      model.is_calibrated() ? model.log_prob(x) : densities(flow, x, runtime.device);
+  const std::vector<float> log_p = model.log_prob(x, runtime.device);
   write_table(options.out, log_p, "log_prob");
   double sum = 0;
   double squares = 0;

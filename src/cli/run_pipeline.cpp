@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nfcal/atomic_file.hpp"
+#include "nfcal/compute.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/evaluate.hpp"
 #include "nfcal/image_data.hpp"
@@ -71,12 +72,13 @@ std::vector<double> plus(const std::vector<double>& a, const std::vector<double>
 }
 
 // Flow samples in chunks keyed by row, so the result equals one big call; the bar moves.
-Matrix<float> sample_flow(const Maf& flow, std::size_t n, std::uint64_t seed) {
+Matrix<float> sample_flow(const Maf& flow, std::size_t n, std::uint64_t seed,
+                          const Device& device) {
   Matrix<float> out(n, static_cast<std::size_t>(flow.dim()));
   ProgressBar bar("flow samples", n);
   for (std::size_t first = 0; first < n; first += kSampleChunk) {
     const std::size_t count = std::min(kSampleChunk, n - first);
-    const Matrix<float> part = flow.sample(count, seed, first);
+    const Matrix<float> part = sample(flow, count, seed, device, first);
     std::copy(part.data(), part.data() + part.size(), out.row(first));
     bar.update(first + count);
   }
@@ -120,6 +122,7 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"trees", std::to_string(calibration.classifier.trees)},
           {"max_depth", std::to_string(calibration.classifier.max_depth)},
           {"classifier_learning_rate", format_number(calibration.classifier.learning_rate)},
+          {"flow_ratio", format_number(calibration.flow_ratio)},
           {"ceiling", calibration.ceiling.to_string()},
           {"log_z_samples", std::to_string(calibration.log_z_samples)},
           {"samples", std::to_string(samples)},
@@ -307,6 +310,9 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
                    "shrinkage per tree")
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
+  command->add_option("--flow-ratio", o->calibration.flow_ratio, "flow samples per data row")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   CLI::Option* ceiling = command
                              ->add_option("--ceiling", o->ceiling,
                                           "margin ceiling L in nats, auto (best held-out), or none")
@@ -354,6 +360,7 @@ void run_pipeline(const RunOptions& options) {
   maf.seed = options.common.seed;
   TrainConfig train = options.train;
   train.seed = options.common.seed;
+  train.device = runtime.device;
   CalibrationOptions calibration = options.calibration;
   calibration.ceiling = options.target_acceptance > 0
                             ? CeilingChoice::target_acceptance(options.target_acceptance)
@@ -362,6 +369,7 @@ void run_pipeline(const RunOptions& options) {
   calibration.classifier.seed = options.common.seed;
   calibration.classifier.threads = runtime.threads;
   calibration.classifier.device = runtime.device.is_cuda() ? runtime.device.to_string() : "cpu";
+  calibration.device = runtime.device;
   maf.validate();
   train.validate();
   calibration.validate();
@@ -406,16 +414,17 @@ void run_pipeline(const RunOptions& options) {
   evaluation.seed = options.common.seed + 2;
   evaluation.acceptance_samples = 0;
   const Evaluation e = evaluate(any, data.test, evaluation);
-  const std::vector<double> flow_ll = to_double(flow.log_prob(data.test));
-  const std::vector<double> model_ll = to_double(model.log_prob(data.test));
+  const std::vector<double> flow_ll = to_double(log_prob(flow, data.test, runtime.device));
+  const std::vector<double> model_ll = to_double(log_prob(model, data.test, runtime.device));
   results.seconds.emplace_back("evaluate", seconds_since(step));
 
   // 4. Samples of both models; the calibrated ones by exact rejection.
   step = Clock::now();
   const Matrix<float> flow_samples =
-      sample_flow(flow, n_samples, options.common.seed + kFlowSampleSeedOffset);
+      sample_flow(flow, n_samples, options.common.seed + kFlowSampleSeedOffset, runtime.device);
   SamplerOptions sampler;
   sampler.seed = options.common.seed + kModelSampleSeedOffset;
+  sampler.device = runtime.device;
   SamplerReport sampled;
   spdlog::info("sampling {} rows from the calibrated model by rejection", n_samples);
   const Matrix<float> model_samples = sample_calibrated(model, n_samples, sampler, &sampled);

@@ -6,13 +6,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "nfcal/error.hpp"
 
 #include "common/philox.hpp"
+#include "maf/train_epochs.hpp"
 
 namespace nfcal {
 
@@ -69,6 +72,95 @@ Standardization column_statistics(const Matrix<T>& x) {
     stats.scale.push_back(scale > 1e-12 * std::max(1.0, std::fabs(mean)) ? scale : 1.0);
   }
   return stats;
+}
+
+// The CPU backend's epochs: minibatch gradients through BasicMaf::loss_and_gradient, global
+// norm clipping and Adam with decoupled weight decay, all on the host flow in place.
+template <typename T>
+class CpuEpochRunner final : public detail::EpochRunner {
+ public:
+  CpuEpochRunner(BasicMaf<T>& flow, const Matrix<T>& train_rows, const Matrix<T>& held_out,
+                 const TrainConfig& config)
+      : flow_(flow),
+        train_rows_(train_rows),
+        held_out_(held_out),
+        config_(config),
+        grad_(flow.num_parameters()),
+        first_moment_(flow.num_parameters(), 0.0),
+        second_moment_(flow.num_parameters(), 0.0) {}
+
+  double train_epoch(const std::vector<std::size_t>& order, int epoch) override {
+    std::vector<T>& params = flow_.parameters();
+    const std::size_t n_params = params.size();
+    const std::size_t batch = std::min<std::size_t>(config_.batch_size, train_rows_.rows());
+    double loss_sum = 0;
+    std::size_t rows_seen = 0;
+    BatchStatistics statistics;
+
+    for (std::size_t first = 0; first + 2 <= train_rows_.rows(); first += batch) {
+      // One minibatch: gradient, clipping, Adam step with decoupled weight decay.
+      const std::size_t count = std::min(batch, train_rows_.rows() - first);
+      const Matrix<T> x = gather_rows(train_rows_, order.data() + first, count);
+      const double loss = flow_.loss_and_gradient(x.data(), count, grad_.data(), &statistics);
+      if (!std::isfinite(loss)) {
+        throw Error("training diverged at epoch " + std::to_string(epoch) +
+                    " (non-finite loss); lower --learning-rate or --clip-norm");
+      }
+      loss_sum += loss * static_cast<double>(count);
+      rows_seen += count;
+
+      double norm_sq = 0;
+      for (const T g : grad_) norm_sq += static_cast<double>(g) * g;
+      const double norm = std::sqrt(norm_sq);
+      const double clip =
+          config_.clip_norm > 0 && norm > config_.clip_norm ? config_.clip_norm / norm : 1.0;
+
+      ++step_;
+      const double correction1 = 1.0 - std::pow(kAdamBeta1, static_cast<double>(step_));
+      const double correction2 = 1.0 - std::pow(kAdamBeta2, static_cast<double>(step_));
+      const double decay = 1.0 - config_.learning_rate * config_.weight_decay;
+      for (std::size_t i = 0; i < n_params; ++i) {
+        const double g = grad_[i] * clip;
+        first_moment_[i] = kAdamBeta1 * first_moment_[i] + (1 - kAdamBeta1) * g;
+        second_moment_[i] = kAdamBeta2 * second_moment_[i] + (1 - kAdamBeta2) * g * g;
+        const double update = config_.learning_rate * (first_moment_[i] / correction1) /
+                              (std::sqrt(second_moment_[i] / correction2) + kAdamEpsilon);
+        params[i] = static_cast<T>(params[i] * decay - update);
+      }
+      flow_.update_running_statistics(statistics, config_.batch_norm_momentum);
+    }
+    return loss_sum / static_cast<double>(std::max<std::size_t>(1, rows_seen));
+  }
+
+  void sync_to_host() override {}  // the host flow is the one being trained
+
+  double validation_log_likelihood() override { return mean_log_prob(flow_, held_out_); }
+
+ private:
+  BasicMaf<T>& flow_;
+  const Matrix<T>& train_rows_;
+  const Matrix<T>& held_out_;
+  const TrainConfig& config_;
+  std::vector<T> grad_;
+  std::vector<double> first_moment_;
+  std::vector<double> second_moment_;
+  long long step_ = 0;
+};
+
+// The runner for config.device: the CPU backend, or CudaTrainer for float flows on a GPU.
+template <typename T>
+std::unique_ptr<detail::EpochRunner> make_epoch_runner(BasicMaf<T>& flow,
+                                                       const Matrix<T>& train_rows,
+                                                       const Matrix<T>& held_out,
+                                                       const TrainConfig& config) {
+  if (!config.device.is_cuda()) {
+    return std::make_unique<CpuEpochRunner<T>>(flow, train_rows, held_out, config);
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    return detail::make_cuda_epoch_runner(flow, train_rows, held_out, config);
+  } else {
+    throw InvalidArgument("training on a GPU needs a float flow (nfcal::Maf), not double");
+  }
 }
 
 }  // namespace
@@ -137,69 +229,30 @@ TrainResult fit(BasicMaf<T>& flow, const Matrix<T>& train,
   if (train_rows.rows() < 2) throw DataError("training data: at least 2 rows are needed");
   if (config.standardize) flow.set_standardization(column_statistics(train_rows));
 
-  // Optimizer state.
+  // The epochs' minibatch steps run on the device the configuration names.
+  std::unique_ptr<detail::EpochRunner> runner =
+      make_epoch_runner(flow, train_rows, held_out, config);
   std::vector<T>& params = flow.parameters();
-  const std::size_t n_params = params.size();
-  std::vector<T> grad(n_params);
-  std::vector<double> first_moment(n_params, 0.0);
-  std::vector<double> second_moment(n_params, 0.0);
   std::vector<T> best_params = params;
   std::vector<T> best_buffers = flow.buffers();
-  long long step = 0;
 
   TrainResult result;
   result.best_validation_log_likelihood = mean_log_prob(flow, held_out);
-  const std::size_t batch = std::min<std::size_t>(config.batch_size, train_rows.rows());
   int epochs_without_gain = 0;
-  BatchStatistics statistics;
 
   for (int epoch = 1; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     const auto order =
         seeded_permutation(train_rows.rows(), config.seed, static_cast<std::uint32_t>(epoch));
-    double loss_sum = 0;
-    std::size_t rows_seen = 0;
-
-    for (std::size_t first = 0; first + 2 <= train_rows.rows(); first += batch) {
-      // One minibatch: gradient, clipping, Adam step with decoupled weight decay.
-      const std::size_t count = std::min(batch, train_rows.rows() - first);
-      const Matrix<T> x = gather_rows(train_rows, order.data() + first, count);
-      const double loss = flow.loss_and_gradient(x.data(), count, grad.data(), &statistics);
-      if (!std::isfinite(loss)) {
-        throw Error("training diverged at epoch " + std::to_string(epoch) +
-                    " (non-finite loss); lower --learning-rate or --clip-norm");
-      }
-      loss_sum += loss * static_cast<double>(count);
-      rows_seen += count;
-
-      double norm_sq = 0;
-      for (const T g : grad) norm_sq += static_cast<double>(g) * g;
-      const double norm = std::sqrt(norm_sq);
-      const double clip =
-          config.clip_norm > 0 && norm > config.clip_norm ? config.clip_norm / norm : 1.0;
-
-      ++step;
-      const double correction1 = 1.0 - std::pow(kAdamBeta1, static_cast<double>(step));
-      const double correction2 = 1.0 - std::pow(kAdamBeta2, static_cast<double>(step));
-      const double decay = 1.0 - config.learning_rate * config.weight_decay;
-      for (std::size_t i = 0; i < n_params; ++i) {
-        const double g = grad[i] * clip;
-        first_moment[i] = kAdamBeta1 * first_moment[i] + (1 - kAdamBeta1) * g;
-        second_moment[i] = kAdamBeta2 * second_moment[i] + (1 - kAdamBeta2) * g * g;
-        const double update = config.learning_rate * (first_moment[i] / correction1) /
-                              (std::sqrt(second_moment[i] / correction2) + kAdamEpsilon);
-        params[i] = static_cast<T>(params[i] * decay - update);
-      }
-      flow.update_running_statistics(statistics, config.batch_norm_momentum);
-    }
+    const double loss = runner->train_epoch(order, epoch);
+    runner->sync_to_host();
 
     // Validation and early stopping on the held-out log-likelihood.
     EpochReport report;
     report.epoch = epoch;
     report.epochs = config.epochs;
-    report.train_log_likelihood =
-        -loss_sum / static_cast<double>(std::max<std::size_t>(1, rows_seen));
-    report.validation_log_likelihood = mean_log_prob(flow, held_out);
+    report.train_log_likelihood = -loss;
+    report.validation_log_likelihood = runner->validation_log_likelihood();
     report.improved = std::isfinite(report.validation_log_likelihood) &&
                       report.validation_log_likelihood > result.best_validation_log_likelihood;
     if (report.improved) {

@@ -140,3 +140,41 @@ TEST(CudaTrain, OneEpochMatchesTheCpuOptimizerSteps) {
 
 }  // namespace
 }  // namespace nfcal
+
+namespace nfcal {
+namespace {
+
+// fit() with a CUDA device: the same minibatches, clipping and Adam steps on the GPU, so the
+// epochs' validation log-likelihoods follow the CPU's within float rounding for a few epochs.
+TEST(CudaTrain, FitOnTheGpuFollowsTheCpuFit) {
+  NFCAL_SKIP_WITHOUT_GPU();
+  const Matrix<float> train = gpu_test::random_rows(3000, 4, 52);
+  TrainConfig config;
+  config.epochs = 3;
+  config.batch_size = 256;
+  config.learning_rate = 5e-4;
+  config.seed = 9;
+
+  Maf on_cpu = gpu_test::random_flow(4, 32, 2, false, 53);
+  Maf on_gpu = on_cpu;
+  const TrainResult cpu = fit(on_cpu, train, nullptr, config);
+  config.device = Device::cuda(0);
+  const TrainResult gpu = fit(on_gpu, train, nullptr, config);
+
+  ASSERT_EQ(gpu.history.size(), cpu.history.size());
+  double worst = 0;
+  for (std::size_t e = 0; e < cpu.history.size(); ++e) {
+    const double c = cpu.history[e].validation_log_likelihood;
+    const double g = gpu.history[e].validation_log_likelihood;
+    worst = std::max(worst, std::fabs(g - c) / (1.0 + std::fabs(c)));
+    EXPECT_NEAR(gpu.history[e].train_log_likelihood, cpu.history[e].train_log_likelihood,
+                gpu_test::tolerance(cpu.history[e].train_log_likelihood, 1e-3))
+        << "epoch " << e + 1;
+  }
+  gpu_test::report_parity("fit_validation_log_likelihood", worst);
+  EXPECT_LT(worst, 1e-3);
+  EXPECT_EQ(gpu.best_epoch, cpu.best_epoch);
+}
+
+}  // namespace
+}  // namespace nfcal
