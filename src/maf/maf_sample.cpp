@@ -39,6 +39,39 @@ NFCAL_TILE_INLINE void axpy_rows(T w, const T* __restrict src, T* __restrict acc
   for (int r = 0; r < rows; ++r) acc[r] += w * src[r];
 }
 
+// mu[r] = mu_bias + sum_j mu_w[j] src[j][r] and the same for raw, over j < prefix, for the
+// tile's rows. Blocks of kOutputBlock rows keep both sums in registers through the j loop,
+// so each step loads its source row once and stores nothing until the block is done. A last
+// partial block runs whole, into the tile's spare rows, so every row takes the same
+// arithmetic wherever it sits in a tile (results must not depend on batch size).
+constexpr int kOutputBlock = 16;
+static_assert(kSampleTileRows % kOutputBlock == 0, "tiles hold whole output blocks");
+
+template <typename T>
+NFCAL_TILE_INLINE void output_rows(const T* __restrict mu_w, const T* __restrict raw_w, T mu_bias,
+                                   T raw_bias, const T* __restrict src, int prefix, int rows,
+                                   T* __restrict mu, T* __restrict raw) {
+  const int stride = kSampleTileRows;
+  for (int r0 = 0; r0 < rows; r0 += kOutputBlock) {
+    T mu_acc[kOutputBlock], raw_acc[kOutputBlock];
+    for (int r = 0; r < kOutputBlock; ++r) {
+      mu_acc[r] = mu_bias;
+      raw_acc[r] = raw_bias;
+    }
+    for (int j = 0; j < prefix; ++j) {
+      const T* row = src + static_cast<std::size_t>(j) * stride + r0;
+      for (int r = 0; r < kOutputBlock; ++r) {
+        mu_acc[r] += mu_w[j] * row[r];
+        raw_acc[r] += raw_w[j] * row[r];
+      }
+    }
+    for (int r = 0; r < kOutputBlock; ++r) {
+      mu[r0 + r] = mu_acc[r];
+      raw[r0 + r] = raw_acc[r];
+    }
+  }
+}
+
 // Inverts one MADE layer for a tile of `rows` rows: z_out (rows, D) in data order is the
 // layer's output, z_in (rows, D) receives its input.
 template <typename T>
@@ -109,12 +142,8 @@ NFCAL_TILE_INLINE void invert_made_tile(const std::vector<T>& parameters,
     const T* last = act_t[hidden_layers - 1].data();
     const T* mu_w = out_w + static_cast<std::size_t>(k) * hidden;
     const T* raw_w = out_w + static_cast<std::size_t>(dim + k) * hidden;
-    std::fill(mu.begin(), mu.begin() + rows, out_b[k]);
-    std::fill(raw.begin(), raw.begin() + rows, out_b[dim + k]);
-    for (int j = 0; j < made.out_prefix[k]; ++j) {
-      axpy_rows(mu_w[j], last + static_cast<std::size_t>(j) * stride, mu.data(), rows);
-      axpy_rows(raw_w[j], last + static_cast<std::size_t>(j) * stride, raw.data(), rows);
-    }
+    output_rows(mu_w, raw_w, out_b[k], out_b[dim + k], last, made.out_prefix[k], rows, mu.data(),
+                raw.data());
 
     // The affine step inverted: position k of this layer's input.
     T* y_k = y_t.data() + static_cast<std::size_t>(k) * stride;
