@@ -168,10 +168,13 @@ def plot_images(folder, spec):
     for axis, key in zip(axes, ("data", "flow", "calibrated")):
         images = load(folder, info[key])
         side = int(np.floor(np.sqrt(len(images))))
-        axis.imshow(image_grid(images, height, width, side), cmap="gray_r", vmin=0, vmax=1,
-                    interpolation="nearest")
         axis.set_title(LABELS[key])
         axis.axis("off")
+        if side == 0:  # the sampler stopped before it had any rows
+            axis.text(0.5, 0.5, "no samples", ha="center", va="center")
+            continue
+        axis.imshow(image_grid(images, height, width, side), cmap="gray_r", vmin=0, vmax=1,
+                    interpolation="nearest")
     figure.suptitle("%s: samples" % spec.get("title", ""), y=1.0)
     save(figure, folder, "samples.png")
 

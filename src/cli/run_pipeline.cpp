@@ -427,7 +427,14 @@ void run_pipeline(const RunOptions& options) {
   sampler.device = runtime.device;
   SamplerReport sampled;
   spdlog::info("sampling {} rows from the calibrated model by rejection", n_samples);
-  const Matrix<float> model_samples = sample_calibrated(model, n_samples, sampler, &sampled);
+  Matrix<float> model_samples(0, static_cast<std::size_t>(maf.dim));
+  try {
+    model_samples = sample_calibrated(model, n_samples, sampler, &sampled);
+  } catch (const SamplingError& e) {
+    // The model and its test numbers stand without samples: report them, and say why.
+    spdlog::warn("{}", e.what());
+    results.sampling_failure = e.what();
+  }
   results.seconds.emplace_back("sample", seconds_since(step));
 
   // The numbers of the report.

@@ -116,6 +116,11 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
      << "| acceptance, measured | " << percent(r.acceptance_measured) << " (" << r.samples_drawn
      << " of " << r.candidates << " candidates) |\n"
      << "| effective sample size of exp(margin) | " << cell(r.ess, 1) << " |\n\n";
+  if (!r.sampling_failure.empty()) {
+    md << "The calibrated model's samples are missing: " << r.sampling_failure
+       << ". Its density and the numbers above stand; a lower `--ceiling` or more "
+          "`--log-z-samples` make sampling feasible.\n\n";
+  }
 }
 
 }  // namespace
@@ -161,7 +166,10 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
                            {"acceptance_predicted", number(r.acceptance_predicted)},
                            {"acceptance_measured", number(r.acceptance_measured)},
                            {"samples_drawn", r.samples_drawn},
-                           {"candidates", r.candidates}};
+                           {"candidates", r.candidates},
+                           {"sampling_failure", r.sampling_failure.empty()
+                                                    ? json(nullptr)
+                                                    : json(r.sampling_failure)}};
   if (r.pixel_space.active) {
     const PixelSpace& p = r.pixel_space;
     j["pixel_space"] = {{"pixels", p.pixels},

@@ -57,6 +57,7 @@ struct RunResults {
   double ceiling = kMissing;  // +infinity: no ceiling
   double acceptance_predicted = kMissing, acceptance_measured = kMissing;
   std::size_t samples_drawn = 0, candidates = 0;
+  std::string sampling_failure;  // the sampler's message when it stopped at its cap
   std::vector<std::pair<std::string, double>> seconds;  // (step, wall seconds) in order
 };
 

@@ -54,5 +54,16 @@ NFCAL_PYTHON=/nonexistent/python3 "$nfcal" run --data rows.csv --out bare "${tin
 mentions bare/report.md "Pictures were skipped: no Python with matplotlib"
 [[ ! -e bare/marginals.png ]] || fail "bare/marginals.png was drawn without Python"
 
+# A ceiling no sampler can reach: the run still writes the model and its numbers, and the
+# report says why the calibrated samples are missing.
+"$nfcal" run --data rows.csv --out hopeless --ceiling 40 "${tiny[@]}" >hopeless.log 2>&1 ||
+  fail "nfcal run failed when only its sampler could not finish"
+has hopeless/model.nfcal
+mentions hopeless/metrics.json '"sampling_failure": "rejection sampling stopped at its cap'
+mentions hopeless/report.md "The calibrated model's samples are missing"
+if ((plots)); then
+  has hopeless/marginals.png
+fi
+
 ((failures == 0)) || { printf 'cli_run: %d failures\n' "$failures" >&2; exit 1; }
 printf 'cli_run: all cases passed\n'
