@@ -430,10 +430,10 @@ void run_pipeline(const RunOptions& options) {
   Matrix<float> model_samples(0, static_cast<std::size_t>(maf.dim));
   try {
     model_samples = sample_calibrated(model, n_samples, sampler, &sampled);
-  } catch (const SamplingError& e) {
+  } catch (const SamplingError& stopped) {
     // The model and its test numbers stand without samples: report them, and say why.
-    spdlog::warn("{}", e.what());
-    results.sampling_failure = e.what();
+    spdlog::warn("{}", stopped.what());
+    results.sampling_failure = stopped.what();
   }
   results.seconds.emplace_back("sample", seconds_since(step));
 

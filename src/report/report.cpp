@@ -159,17 +159,16 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
                      {"trees_kept", r.trees_kept},
                      {"heldout_gain", number(r.heldout_gain)},
                      {"heldout_gain_se", number(r.heldout_gain_se)}};
-  j["calibrated_model"] = {{"log_z", number(r.log_z)},
-                           {"log_z_se", number(r.log_z_se)},
-                           {"ess", number(r.ess)},
-                           {"ceiling", number(r.ceiling)},
-                           {"acceptance_predicted", number(r.acceptance_predicted)},
-                           {"acceptance_measured", number(r.acceptance_measured)},
-                           {"samples_drawn", r.samples_drawn},
-                           {"candidates", r.candidates},
-                           {"sampling_failure", r.sampling_failure.empty()
-                                                    ? json(nullptr)
-                                                    : json(r.sampling_failure)}};
+  j["calibrated_model"] = {
+      {"log_z", number(r.log_z)},
+      {"log_z_se", number(r.log_z_se)},
+      {"ess", number(r.ess)},
+      {"ceiling", number(r.ceiling)},
+      {"acceptance_predicted", number(r.acceptance_predicted)},
+      {"acceptance_measured", number(r.acceptance_measured)},
+      {"samples_drawn", r.samples_drawn},
+      {"candidates", r.candidates},
+      {"sampling_failure", r.sampling_failure.empty() ? json(nullptr) : json(r.sampling_failure)}};
   if (r.pixel_space.active) {
     const PixelSpace& p = r.pixel_space;
     j["pixel_space"] = {{"pixels", p.pixels},
