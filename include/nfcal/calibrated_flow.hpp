@@ -51,8 +51,11 @@ struct CeilingChoice {
 
 struct CalibrationOptions {
   XGBoostParams classifier;  // its seed also drives the held-out split
-  double flow_ratio = 1.0;   // flow rows per data row, n0 / n1
-  CeilingChoice ceiling;     // default: auto
+  // Flow rows per data row, n0 / n1. Flow rows cost one sampling pass each while data rows are
+  // scarce; four of them per data row let the trees see the flow's side sharply (on the
+  // built-in 2-D sets they close about a tenth more of the flow's gap than one does).
+  double flow_ratio = 4.0;
+  CeilingChoice ceiling;                                                       // default: auto
   std::vector<double> ceiling_grid{0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0};  // for auto
   double auto_min_acceptance = 0.05;   // auto skips ceilings predicted to accept less
   double bound_slack = 0.1;            // no ceiling: bound = max sampled margin + this

@@ -12,10 +12,9 @@ void add_demo_command(CLI::App& app) {
   options->command = "demo";
   options->dataset = "two-moons";
   // A small flow, trained in seconds, whose artefacts (a bridge between the moons, smeared
-  // ends) calibration visibly repairs; more flow rows let the classifier find thin artefacts.
+  // ends) calibration visibly repairs.
   options->maf.layers = 4;
   options->maf.hidden = 32;
-  options->calibration.flow_ratio = 4;
   CLI::App* command = app.add_subcommand(
       "demo", "the whole job on built-in two-moons data, needing no input (see nfcal run)");
   add_run_options(command, options.get(), /*with_files=*/false);
