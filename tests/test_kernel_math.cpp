@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -291,6 +292,12 @@ struct EngineCase {
   Activation activation;
   bool batch_norm;
 };
+
+// GoogleTest prints a case with this instead of its raw bytes.
+void PrintTo(const EngineCase& c, std::ostream* os) {
+  *os << "D" << c.dim << "_H" << c.hidden << "x" << c.hidden_layers << "_"
+      << to_string(c.activation) << (c.batch_norm ? "_bn" : "");
+}
 
 class KernelMathMafRows : public ::testing::TestWithParam<EngineCase> {};
 

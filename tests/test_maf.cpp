@@ -3,6 +3,8 @@
 // reference, gradients against finite differences, and invariance to batching and threads.
 
 #include <cmath>
+#include <ostream>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -28,12 +30,18 @@ struct FlowCase {
   bool batch_norm;
 };
 
-std::string case_name(const ::testing::TestParamInfo<FlowCase>& info) {
-  const FlowCase& c = info.param;
+std::string describe(const FlowCase& c) {
   return "D" + std::to_string(c.dim) + "_K" + std::to_string(c.layers) + "_H" +
          std::to_string(c.hidden) + "x" + std::to_string(c.hidden_layers) + "_" +
          to_string(c.activation) + "_" + to_string(c.ordering) + (c.batch_norm ? "_bn" : "");
 }
+
+std::string case_name(const ::testing::TestParamInfo<FlowCase>& info) {
+  return describe(info.param);
+}
+
+// GoogleTest prints a case with this instead of its raw bytes.
+void PrintTo(const FlowCase& c, std::ostream* os) { *os << describe(c); }
 
 MafConfig config_of(const FlowCase& c) {
   MafConfig config;
