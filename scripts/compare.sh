@@ -2,7 +2,8 @@
 # Runs nfcal and the PyTorch/XGBoost baseline (bench/baselines/maf_torch.py) on this machine
 # and prints one table of ratios, nfcal / baseline, for density rows/s, flow sampling rows/s,
 # classifier margin rows/s, calibrated samples/s end to end and flow training time to a given
-# validation log-likelihood.
+# validation log-likelihood. It also calibrates the baseline's trained flow with nfcal's
+# defaults, so that both calibrations of one flow can be compared against the true density.
 #
 # Before any speed is compared it checks equal work: every flow the baseline measured is
 # exported, loaded into nfcal, and nfcal's float64 log densities must agree with the
@@ -128,6 +129,10 @@ step "nfcal: training to the target, calibrated sampling with the baseline's mod
 measured "$compare" train "$out" --target "$target" --threads "$threads" >"$out/nfcal-train.json"
 measured "$compare" calibrated "$out/baseline/trained_flow" "$out/baseline/classifier.json" \
   "$out/baseline/margin_rows.npy" --threads "$threads" >"$out/nfcal-calibrated.json"
+
+step "nfcal: calibrate() with its defaults on the baseline's flow (a minute or two)"
+measured "$compare" quality "$out/baseline/trained_flow" "$out" --threads "$threads" \
+  >"$out/nfcal-quality.json"
 
 step "nfcal_bench: the matching rows"
 OMP_NUM_THREADS="$threads" measured "$bench" --benchmark_filter="$(bench_filter)" \

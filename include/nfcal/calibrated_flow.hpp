@@ -1,4 +1,4 @@
-// A flow calibrated by a classifier (METHOD.md section 1):
+// A flow calibrated by a classifier (docs/calibration.md):
 //
 //     log Q_L(x) = log P(x) + min(m(x), L) - log Z_L,    Z_L = E_{x~P}[exp(min(m(x), L))]
 //
@@ -52,8 +52,8 @@ struct CeilingChoice {
 struct CalibrationOptions {
   XGBoostParams classifier;  // its seed also drives the held-out split
   // Flow rows per data row, n0 / n1. Flow rows cost one sampling pass each while data rows are
-  // scarce; four of them per data row let the trees see the flow's side sharply (on the
-  // built-in 2-D sets they close about a tenth more of the flow's gap than one does).
+  // scarce; four of them per data row let the trees see the flow's side sharply (see
+  // docs/calibration.md).
   double flow_ratio = 4.0;
   CeilingChoice ceiling;                                                       // default: auto
   std::vector<double> ceiling_grid{0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0};  // for auto

@@ -1,4 +1,4 @@
-// Metrics of a flow or a calibrated flow on a test set (METHOD.md section 1): test
+// Metrics of a flow or a calibrated flow on a test set (docs/calibration.md): test
 // log-likelihood of both models, classifier AUC and log-loss, log Z, the ceiling, predicted and
 // measured acceptance, and the effective sample size.
 #pragma once

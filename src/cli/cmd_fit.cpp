@@ -69,6 +69,7 @@ void run_fit(const FitOptions& options) {
                      {"epochs", std::to_string(config.epochs)},
                      {"batch_size", std::to_string(config.batch_size)},
                      {"learning_rate", format_number(config.learning_rate)},
+                     {"clip_norm", format_number(config.clip_norm)},
                      {"patience", std::to_string(config.patience)},
                      {"seed", std::to_string(maf.seed)},
                      {"threads", std::to_string(runtime.threads)},
@@ -138,6 +139,11 @@ void add_fit_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   command->add_option("--weight-decay", options->train.weight_decay, "decoupled weight decay")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--clip-norm", options->train.clip_norm,
+                   "largest global gradient norm per step (0: no clipping)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   command

@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -141,6 +143,37 @@ std::string format_number(double value) {
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%.6g", value);
   return buffer;
+}
+
+namespace {
+
+std::vector<std::string>& recorded_arguments() {
+  static std::vector<std::string> arguments;
+  return arguments;
+}
+
+// A word as a POSIX shell reads it back: bare when it holds only safe characters, otherwise
+// in single quotes, with each single quote closed, escaped and reopened.
+std::string shell_quoted(const std::string& word) {
+  const bool safe = !word.empty() && word.find_first_not_of(
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789@%+=:,./_-") == std::string::npos;
+  if (safe) return word;
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+}  // namespace
+
+void record_invocation(int argc, const char* const* argv) {
+  recorded_arguments().assign(argv + std::min(argc, 1), argv + argc);
+}
+
+std::string invocation() {
+  std::string line = "nfcal";
+  for (const std::string& word : recorded_arguments()) line += " " + shell_quoted(word);
+  return line;
 }
 
 }  // namespace nfcal::cli

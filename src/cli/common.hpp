@@ -68,4 +68,11 @@ EpochCallback epoch_logger();
 /// A number in a short, stable text form for logs and summaries ("%.6g").
 std::string format_number(double value);
 
+/// Keeps the program's arguments as typed, for reports that record how they were made.
+void record_invocation(int argc, const char* const* argv);
+
+/// The recorded arguments as one shell line, "nfcal" first, each word quoted where the shell
+/// would need it; "nfcal" alone when nothing was recorded.
+std::string invocation();
+
 }  // namespace nfcal::cli

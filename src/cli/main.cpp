@@ -12,6 +12,7 @@
 #include "nfcal/version.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/common.hpp"
 
 namespace {
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   nfcal::cli::add_datasets_command(app);
 
   // Commands run inside parse() through their callbacks; every failure ends up here.
+  nfcal::cli::record_invocation(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {

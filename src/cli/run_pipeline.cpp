@@ -118,6 +118,7 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"epochs", std::to_string(train.epochs)},
           {"batch_size", std::to_string(train.batch_size)},
           {"learning_rate", format_number(train.learning_rate)},
+          {"clip_norm", format_number(train.clip_norm)},
           {"patience", std::to_string(train.patience)},
           {"trees", std::to_string(calibration.classifier.trees)},
           {"max_depth", std::to_string(calibration.classifier.max_depth)},
@@ -129,15 +130,6 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"seed", std::to_string(o.common.seed)},
           {"threads", std::to_string(runtime.threads)},
           {"device", runtime.device.to_string()}};
-}
-
-// The command line as typed, for the report (rebuilt from the options that matter).
-std::string command_line(const RunOptions& o) {
-  std::string line = "nfcal " + o.command;
-  if (!o.data.empty()) line += " --data " + o.data;
-  if (!o.dataset.empty()) line += " --dataset " + o.dataset;
-  if (!o.test.empty()) line += " --test " + o.test;
-  return line + " --out " + o.out + " --seed " + std::to_string(o.common.seed);
 }
 
 // What the pictures need, written beside them: the spec and the .npy files it names.
@@ -209,11 +201,14 @@ report::PlotOutcome draw_pictures(const RunOptions& options, const std::string& 
 
 // One short table on stdout, the lines people read first.
 void print_summary(const report::RunResults& r, const std::string& folder) {
-  std::printf("%-28s %12s %10s\n", "test log-likelihood (nats)", "mean", "s.e.");
-  std::printf("%-28s %12.4f %10.4f\n", "flow", r.flow_ll.mean, r.flow_ll.se);
-  std::printf("%-28s %12.4f %10.4f\n", "calibrated", r.calibrated_ll.mean, r.calibrated_ll.se);
+  std::printf("%-28s %12s %10s %12s\n", "log-likelihood (nats)", "test", "s.e.", "train");
+  std::printf("%-28s %12.4f %10.4f %12.4f\n", "flow", r.flow_ll.mean, r.flow_ll.se,
+              r.flow_train_ll.mean);
+  std::printf("%-28s %12.4f %10.4f %12.4f\n", "calibrated", r.calibrated_ll.mean,
+              r.calibrated_ll.se, r.calibrated_train_ll.mean);
   if (!std::isnan(r.true_ll.mean)) {
-    std::printf("%-28s %12.4f %10.4f\n", "true density", r.true_ll.mean, r.true_ll.se);
+    std::printf("%-28s %12.4f %10.4f %12.4f\n", "true density", r.true_ll.mean, r.true_ll.se,
+                r.true_train_ll.mean);
   }
   if (r.pixel_space.active) {
     std::printf("%-28s %12.4f %10.4f\n", "flow, bits per pixel", r.pixel_space.flow_bits.mean,
@@ -291,6 +286,11 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
       ->capture_default_str();
   command->add_option("--learning-rate", o->train.learning_rate, "Adam step size of the flow")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--clip-norm", o->train.clip_norm,
+                   "largest global gradient norm per step (0: no clipping)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   command
       ->add_option("--patience", o->train.patience,
@@ -416,6 +416,10 @@ void run_pipeline(const RunOptions& options) {
   const Evaluation e = evaluate(any, data.test, evaluation);
   const std::vector<double> flow_ll = to_double(log_prob(flow, data.test, runtime.device));
   const std::vector<double> model_ll = to_double(log_prob(model, data.test, runtime.device));
+  results.flow_train_ll =
+      report::estimate_mean(to_double(log_prob(flow, data.train, runtime.device)));
+  results.calibrated_train_ll =
+      report::estimate_mean(to_double(log_prob(model, data.train, runtime.device)));
   results.seconds.emplace_back("evaluate", seconds_since(step));
 
   // 4. Samples of both models; the calibrated ones by exact rejection.
@@ -445,12 +449,13 @@ void run_pipeline(const RunOptions& options) {
   results.validation_rows = data.validation.rows();
   results.test_rows = data.test.rows();
   results.seed = options.common.seed;
-  results.command_line = command_line(options);
+  results.command_line = invocation();
   results.flow_ll = report::estimate_mean(flow_ll);
   results.calibrated_ll = report::estimate_mean(model_ll);
   results.gain = report::estimate_mean(difference(flow_ll, model_ll));
   if (data.true_log_prob) {
     results.true_ll = report::estimate_mean(data.true_log_prob(data.test.cast<double>()));
+    results.true_train_ll = report::estimate_mean(data.true_log_prob(data.train.cast<double>()));
   }
   results.epochs_run = fitted.epochs_run;
   results.best_epoch = fitted.best_epoch;

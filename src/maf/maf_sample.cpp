@@ -1,6 +1,6 @@
 // Sampling direction of the MAF on the CPU.
 //
-// The degree-ordered pass (METHOD.md section 2): hidden units are sorted by degree, so once
+// The degree-ordered pass (docs/architecture.md): hidden units are sorted by degree, so once
 // positions 0..k-1 of a layer's order are known, exactly the units of degree k become final.
 // Step k computes those units in every hidden layer, then output k, then y_k. Every hidden unit
 // is computed once per row, so a sampling pass costs about one density pass instead of D.

@@ -84,11 +84,15 @@ std::string last_line(const std::string& text) {
 
 // The model rows of the main table.
 void write_likelihood_table(const RunResults& r, std::ostringstream& md) {
-  md << "| model | test log-likelihood (nats) | standard error |\n|---|---:|---:|\n";
-  md << "| flow (MAF) | " << cell(r.flow_ll) << " |\n";
-  md << "| calibrated (flow + classifier) | " << cell(r.calibrated_ll) << " |\n";
-  md << "| gain, calibrated - flow | " << cell(r.gain) << " |\n";
-  if (!std::isnan(r.true_ll.mean)) md << "| true density | " << cell(r.true_ll) << " |\n";
+  md << "| model | test log-likelihood (nats) | standard error | training rows |\n"
+     << "|---|---:|---:|---:|\n";
+  md << "| flow (MAF) | " << cell(r.flow_ll) << " | " << cell(r.flow_train_ll.mean) << " |\n";
+  md << "| calibrated (flow + classifier) | " << cell(r.calibrated_ll) << " | "
+     << cell(r.calibrated_train_ll.mean) << " |\n";
+  md << "| gain, calibrated - flow | " << cell(r.gain) << " | |\n";
+  if (!std::isnan(r.true_ll.mean)) {
+    md << "| true density | " << cell(r.true_ll) << " | " << cell(r.true_train_ll.mean) << " |\n";
+  }
   md << "\n";
   if (r.pixel_space.active) {
     const PixelSpace& p = r.pixel_space;
@@ -150,6 +154,10 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
             {"calibration_gain", to_json(r.gain)},
             {"true_test_log_likelihood",
              std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)}};
+  j["train_log_likelihood"] = {
+      {"flow", to_json(r.flow_train_ll)},
+      {"calibrated", to_json(r.calibrated_train_ll)},
+      {"true", std::isnan(r.true_train_ll.mean) ? json(nullptr) : to_json(r.true_train_ll)}};
 
   // Training, the classifier and the sampler.
   j["flow"] = {{"epochs_run", r.epochs_run}, {"best_epoch", r.best_epoch}};

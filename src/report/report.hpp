@@ -48,6 +48,8 @@ struct RunResults {
 
   Estimate flow_ll, calibrated_ll, true_ll;  // test log-likelihoods; true_ll NaN if unknown
   Estimate gain;                             // calibrated minus flow, row by row
+  // The same on the training rows: how far the test numbers fall below them shows overfitting.
+  Estimate flow_train_ll, calibrated_train_ll, true_train_ll;
   PixelSpace pixel_space;
   int epochs_run = 0, best_epoch = 0;
   int trees_trained = 0, trees_kept = 0;
