@@ -57,14 +57,17 @@ struct CalibrationOptions {
   double flow_ratio = 4.0;
   CeilingChoice ceiling;                                                       // default: auto
   std::vector<double> ceiling_grid{0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0};  // for auto
-  double auto_min_acceptance = 0.05;   // auto skips ceilings predicted to accept less
-  double bound_slack = 0.1;            // no ceiling: bound = max sampled margin + this
-  std::size_t log_z_samples = 100000;  // fresh flow samples for log Z
-  std::uint64_t seed = 0;              // the flow samples for training and for log Z
-  Device device = Device::cpu();       // where the flow samples are drawn (the same rows)
+  double auto_min_acceptance = 0.05;  // auto skips ceilings predicted to accept less
+  double bound_slack = 0.1;           // no ceiling: bound = max sampled margin + this
+  std::size_t log_z_samples = 0;      // fresh flow samples for log Z; 0: by device (below)
+  std::uint64_t seed = 0;             // the flow samples for training and for log Z
+  Device device = Device::cpu();      // where the flow samples are drawn (the same rows)
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
+  /// log_z_samples, or when it is 0 the default of the device: 100,000 flow samples on the
+  /// CPU, 1,000,000 on a GPU, where they cost little next to the classifier's training.
+  std::size_t resolved_log_z_samples() const;
 };
 
 /// What calibration did, for logs and reports.

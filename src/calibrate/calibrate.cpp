@@ -28,6 +28,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// Below this predicted acceptance the summary warns: a thousand candidates per sample.
+constexpr double kLowAcceptance = 1e-3;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -172,7 +174,14 @@ void CalibrationOptions::validate() const {
   if (!(bound_slack >= 0 && std::isfinite(bound_slack))) {
     throw InvalidArgument("bound_slack must be a finite number >= 0");
   }
-  if (log_z_samples < 2) throw InvalidArgument("log_z_samples must be >= 2");
+  if (log_z_samples == 1) {
+    throw InvalidArgument("log_z_samples must be 0 (the device's default) or at least 2");
+  }
+}
+
+std::size_t CalibrationOptions::resolved_log_z_samples() const {
+  if (log_z_samples > 0) return log_z_samples;
+  return device.is_cuda() ? 1000000 : 100000;
 }
 
 // --- Statistics ------------------------------------------------------------------------------
@@ -233,6 +242,16 @@ std::string CalibrationReport::summary() const {
   if (!improved) {
     out << "warning: calibration brought no gain on held-out data; the flow alone scores at "
            "least as well\n";
+  } else if (heldout_gain < 2 * heldout_gain_se) {
+    out << "warning: the held-out gain is within two standard errors of zero; calibration may "
+           "not improve on the flow for new rows\n";
+  }
+  if (acceptance_predicted < kLowAcceptance) {
+    std::snprintf(line, sizeof(line),
+                  "warning: the sampler would accept %.3g of its candidates; a lower ceiling "
+                  "makes sampling affordable\n",
+                  acceptance_predicted);
+    out << line;
   }
   return out.str();
 }
@@ -267,7 +286,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   // Fresh flow samples for log Z; for a target acceptance they also place the ceiling.
   t = Clock::now();
   const Matrix<float> z_rows =
-      sample(flow, options.log_z_samples, derived_seed(options.seed, 2), options.device);
+      sample(flow, options.resolved_log_z_samples(), derived_seed(options.seed, 2), options.device);
   const std::vector<float> z_margins = classifier->margins(z_rows);
   double ceiling = kInf;
   switch (options.ceiling.mode) {
@@ -307,7 +326,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   meta["flow_ratio"] = options.flow_ratio;
   meta["seed"] = options.seed;
   meta["ceiling_mode"] = options.ceiling.to_string();
-  meta["log_z_samples"] = options.log_z_samples;
+  meta["log_z_samples"] = options.resolved_log_z_samples();
   meta["classifier_params"] = nlohmann::json::parse(options.classifier.to_json());
   meta["trees_trained"] = r.classifier.trees_trained;
   meta["trees_kept"] = r.classifier.trees_kept;

@@ -47,6 +47,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   calibration.classifier.seed = options.common.seed;
   calibration.classifier.threads = runtime.threads;
   calibration.classifier.device = runtime.device.is_cuda() ? runtime.device.to_string() : "cpu";
+  calibration.device = runtime.device;
   calibration.validate();
 
   log_configuration(
@@ -62,7 +63,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
        {"early_stopping_rounds", std::to_string(calibration.classifier.early_stopping_rounds)},
        {"flow_ratio", format_number(calibration.flow_ratio)},
        {"ceiling", calibration.ceiling.to_string()},
-       {"log_z_samples", std::to_string(calibration.log_z_samples)},
+       {"log_z_samples", std::to_string(calibration.resolved_log_z_samples())},
        {"seed", std::to_string(calibration.seed)},
        {"threads", std::to_string(runtime.threads)},
        {"device", runtime.device.to_string()}});
@@ -70,10 +71,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   // Calibrate, report, and save the bundle.
   CalibrationReport report;
   const CalibratedFlow model = calibrate(flow, data, calibration, &report);
-  if (!report.improved) {
-    spdlog::warn("calibration brought no gain on held-out data (gain {:.4f} nats)",
-                 report.heldout_gain);
-  }
+  warn_about(report);
   model.save(options.out);
   std::fputs(report.summary().c_str(), stdout);
   std::printf("wrote %s\n", options.out.c_str());
@@ -144,8 +142,10 @@ void add_calibrate_command(CLI::App& app) {
                    "choose L so that rejection sampling accepts this share")
       ->check(CLI::Range(1e-6, 1.0))
       ->excludes(ceiling);
-  command->add_option("--log-z-samples", c.log_z_samples, "fresh flow samples for log Z")
-      ->check(CLI::Range(2, 1 << 30))
+  command
+      ->add_option("--log-z-samples", c.log_z_samples,
+                   "fresh flow samples for log Z (0: 100000 on the CPU, 1000000 on a GPU)")
+      ->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
   add_common_options(command, &options->common);
 

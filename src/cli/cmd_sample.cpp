@@ -22,6 +22,7 @@ struct SampleOptions {
   std::string model;
   std::string out;
   long long count = 0;
+  std::size_t max_candidates = 0;  // 0: the sampler's default
 };
 
 void run_sample(const SampleOptions& options) {
@@ -47,6 +48,7 @@ void run_sample(const SampleOptions& options) {
   SamplerOptions sampler;
   sampler.seed = options.common.seed;
   sampler.device = runtime.device;
+  sampler.max_candidates = options.max_candidates;
   SamplerReport report;
   const Matrix<float> samples = model.sample(count, sampler, &report);
   if (model.is_calibrated()) {
@@ -70,6 +72,10 @@ void add_sample_command(CLI::App& app) {
       ->required();
   command->add_option("--count", options->count, "how many rows to draw")->required();
   command->add_option("--out", options->out, "where to write the rows, .npy or .csv")->required();
+  command
+      ->add_option("--max-candidates", options->max_candidates,
+                   "calibrated models: candidates drawn before giving up (0: max(1e6, 1000 count))")
+      ->capture_default_str();
   add_common_options(command, &options->common);
   command->callback([options] { run_sample(*options); });
 }

@@ -166,6 +166,26 @@ std::string shell_quoted(const std::string& word) {
 
 }  // namespace
 
+void warn_about(const CalibrationReport& report) {
+  if (!report.improved) {
+    spdlog::warn(
+        "calibration brought no gain on held-out rows ({:.4f} +- {:.4f} nats per row); "
+        "the flow alone scores at least as well",
+        report.heldout_gain, report.heldout_gain_se);
+  } else if (report.heldout_gain < 2 * report.heldout_gain_se) {
+    spdlog::warn(
+        "the held-out gain ({:.4f} +- {:.4f} nats per row) is within two standard "
+        "errors of zero: calibration may not improve on the flow for new rows",
+        report.heldout_gain, report.heldout_gain_se);
+  }
+  if (report.acceptance_predicted < 1e-3) {
+    spdlog::warn(
+        "the rejection sampler would accept {:.3g} of its candidates; a lower --ceiling "
+        "or a --target-acceptance makes sampling affordable",
+        report.acceptance_predicted);
+  }
+}
+
 void record_invocation(int argc, const char* const* argv) {
   recorded_arguments().assign(argv + std::min(argc, 1), argv + argc);
 }

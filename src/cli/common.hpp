@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "nfcal/calibrated_flow.hpp"
 #include "nfcal/device.hpp"
 #include "nfcal/matrix.hpp"
 #include "nfcal/train.hpp"
@@ -67,6 +68,10 @@ EpochCallback epoch_logger();
 
 /// A number in a short, stable text form for logs and summaries ("%.6g").
 std::string format_number(double value);
+
+/// Logs a warning for each doubt about a calibration: no held-out gain, a gain within two
+/// standard errors of zero, or a predicted acceptance too low to sample affordably.
+void warn_about(const CalibrationReport& report);
 
 /// Keeps the program's arguments as typed, for reports that record how they were made.
 void record_invocation(int argc, const char* const* argv);

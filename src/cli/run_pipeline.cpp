@@ -125,7 +125,7 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"classifier_learning_rate", format_number(calibration.classifier.learning_rate)},
           {"flow_ratio", format_number(calibration.flow_ratio)},
           {"ceiling", calibration.ceiling.to_string()},
-          {"log_z_samples", std::to_string(calibration.log_z_samples)},
+          {"log_z_samples", std::to_string(calibration.resolved_log_z_samples())},
           {"samples", std::to_string(samples)},
           {"seed", std::to_string(o.common.seed)},
           {"threads", std::to_string(runtime.threads)},
@@ -234,7 +234,6 @@ RunOptions default_run_options() {
   o.train.batch_size = 128;
   o.train.learning_rate = 1e-3;
   o.train.patience = 20;
-  o.calibration.log_z_samples = 100000;
   return o;
 }
 
@@ -323,8 +322,9 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
       ->check(CLI::Range(1e-6, 1.0))
       ->excludes(ceiling);
   command
-      ->add_option("--log-z-samples", o->calibration.log_z_samples, "fresh flow samples for log Z")
-      ->check(CLI::Range(2, 1 << 30))
+      ->add_option("--log-z-samples", o->calibration.log_z_samples,
+                   "fresh flow samples for log Z (0: 100000 on the CPU, 1000000 on a GPU)")
+      ->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
 
   // The report.
@@ -332,6 +332,10 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
       ->add_option("--samples", o->samples,
                    "samples drawn from each model (0: as many as test rows, at most 5000)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--max-candidates", o->max_candidates,
+                   "candidates the calibrated sampler draws before giving up (0: its default)")
       ->capture_default_str();
   command->add_option("--grid", o->grid, "density grid points per axis for 2-D data")
       ->check(CLI::Range(10, 2000))
@@ -394,18 +398,16 @@ void run_pipeline(const RunOptions& options) {
 
   // 2. Calibrate it with a classifier of training rows against flow samples.
   step = Clock::now();
-  spdlog::info("calibrating: up to {} trees against {} flow samples", calibration.classifier.trees,
-               data.train.rows());
+  spdlog::info("calibrating: up to {} trees, {} data rows against {} flow samples",
+               calibration.classifier.trees, data.train.rows(),
+               std::llround(calibration.flow_ratio * static_cast<double>(data.train.rows())));
   CalibrationReport calibrated_report;
   const CalibratedFlow model = calibrate(flow, data.train, calibration, &calibrated_report);
   results.seconds.emplace_back("calibrate", seconds_since(step));
   spdlog::info("classifier: {} of {} trees kept, held-out gain {:.4f} +- {:.4f} nats",
                calibrated_report.classifier.trees_kept, calibrated_report.classifier.trees_trained,
                calibrated_report.heldout_gain, calibrated_report.heldout_gain_se);
-  if (!calibrated_report.improved) {
-    spdlog::warn("calibration brought no gain on held-out rows ({:.4f} nats)",
-                 calibrated_report.heldout_gain);
-  }
+  warn_about(calibrated_report);
 
   // 3. Evaluate both models on the test rows (acceptance is measured by step 4's run).
   step = Clock::now();
@@ -429,6 +431,7 @@ void run_pipeline(const RunOptions& options) {
   SamplerOptions sampler;
   sampler.seed = options.common.seed + kModelSampleSeedOffset;
   sampler.device = runtime.device;
+  sampler.max_candidates = options.max_candidates;
   SamplerReport sampled;
   spdlog::info("sampling {} rows from the calibrated model by rejection", n_samples);
   Matrix<float> model_samples(0, static_cast<std::size_t>(maf.dim));

@@ -43,8 +43,9 @@ struct RunOptions {
   double target_acceptance = 0;
 
   // The report.
-  long long samples = 0;  // per model; 0: as many as test rows, at most 5000
-  int grid = 200;         // density grid points per axis (2-D data)
+  long long samples = 0;           // per model; 0: as many as test rows, at most 5000
+  std::size_t max_candidates = 0;  // the calibrated sampler's cap; 0: its default
+  int grid = 200;                  // density grid points per axis (2-D data)
   bool no_plots = false;
 };
 

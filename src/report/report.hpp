@@ -70,6 +70,10 @@ struct PlotOutcome {
   std::string reason;              // why pictures were skipped or are incomplete
 };
 
+/// A warning when the held-out rows do not show calibration helping: a gain at or below zero,
+/// or one within two standard errors of zero. Empty when the gain is clear or unknown.
+std::string heldout_verdict(const RunResults& results);
+
 /// metrics.json: every number of `results` (NaN and infinity as null) and the plot outcome.
 std::string metrics_json(const RunResults& results, const PlotOutcome& plots);
 
