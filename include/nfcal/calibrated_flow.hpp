@@ -62,6 +62,7 @@ struct CalibrationOptions {
   std::size_t log_z_samples = 0;      // fresh flow samples for log Z; 0: by device (below)
   std::uint64_t seed = 0;             // the flow samples for training and for log Z
   Device device = Device::cpu();      // where the flow samples are drawn (the same rows)
+  RoundCallback on_classifier_round = nullptr;  // after each boosting round, for progress displays
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;

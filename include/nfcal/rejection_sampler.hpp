@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "nfcal/device.hpp"
@@ -27,6 +28,9 @@ struct SamplerOptions {
   std::size_t max_batch = 65536;   // upper bound on an automatically sized round
   std::size_t max_candidates = 0;  // cap on candidates; 0: max(1e6, 1000 n)
   Device device = Device::cpu();   // cuda: the whole loop on that GPU (CudaCalibratedSampler)
+  // Called after each round with the samples accepted so far (at most n) and n, for progress
+  // displays. On a GPU the loop runs on the device and calls it once, at the end.
+  std::function<void(std::size_t accepted, std::size_t requested)> on_round = nullptr;
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;

@@ -52,6 +52,10 @@ struct XGBoostParams {
 using SelectionScore = std::function<double(const std::vector<float>& data_margins,
                                             const std::vector<float>& flow_margins)>;
 
+/// Called after every boosting round with the rounds done so far, the most there can be and
+/// the held-out score after this round (NaN when nothing is held out); for progress displays.
+using RoundCallback = std::function<void(int rounds, int rounds_at_most, double score)>;
+
 /// What training did.
 struct XGBoostTrainReport {
   int trees_trained = 0;              // rounds boosted before stopping
@@ -78,7 +82,8 @@ class XGBoostClassifier : public Classifier {
   /// fails (its message included).
   static XGBoostClassifier train(const Matrix<float>& data, const Matrix<float>& flow_rows,
                                  const XGBoostParams& params, const SelectionScore& score = {},
-                                 XGBoostTrainReport* report = nullptr);
+                                 XGBoostTrainReport* report = nullptr,
+                                 const RoundCallback& on_round = {});
 
   /// Loads a model saved by to_bytes() (UBJSON) or XGBoost's JSON. threads and device are
   /// runtime settings, set again here. Throws XGBoostError when XGBoost rejects the bytes.

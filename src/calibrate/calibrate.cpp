@@ -277,8 +277,9 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
 
   // The classifier, its number of trees chosen on held-out rows.
   t = Clock::now();
-  auto classifier = std::make_shared<XGBoostClassifier>(XGBoostClassifier::train(
-      data, flow_rows, options.classifier, selection_score(options), &r.classifier));
+  auto classifier = std::make_shared<XGBoostClassifier>(
+      XGBoostClassifier::train(data, flow_rows, options.classifier, selection_score(options),
+                               &r.classifier, options.on_classifier_round));
   r.seconds_classifier = seconds_since(t);
   const std::vector<float>& data_m = r.classifier.heldout_data_margins;
   const std::vector<float>& flow_m = r.classifier.heldout_flow_margins;

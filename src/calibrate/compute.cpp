@@ -135,6 +135,7 @@ Matrix<float> sample_calibrated_on_device(const CalibratedFlow& model, std::size
   try {
     Matrix<float> out = sampler.sample(n);
     fill_report();
+    if (options.on_round) options.on_round(out.rows(), n);
     return out;
   } catch (const SamplingError&) {
     fill_report();

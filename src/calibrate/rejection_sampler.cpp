@@ -124,6 +124,7 @@ Matrix<float> sample_calibrated(const CalibratedFlow& model, std::size_t n,
     r.candidates += batch;
     ++r.rounds;
     r.acceptance_measured = static_cast<double>(r.accepted) / static_cast<double>(r.candidates);
+    if (options.on_round) options.on_round(filled, n);
   }
   r.seconds_total = seconds_since(start);
   return out;

@@ -216,7 +216,8 @@ XGBoostClassifier::~XGBoostClassifier() = default;
 XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
                                            const Matrix<float>& flow_rows,
                                            const XGBoostParams& params, const SelectionScore& score,
-                                           XGBoostTrainReport* report) {
+                                           XGBoostTrainReport* report,
+                                           const RoundCallback& on_round) {
   const auto start = std::chrono::steady_clock::now();
   params.validate();
   const int dim = static_cast<int>(data.cols());
@@ -293,10 +294,14 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   int round = 0;
   for (; round < params.trees; ++round) {
     check_xgb(XGBoosterUpdateOneIter(h, round, train_matrix.handle), "XGBoosterUpdateOneIter");
-    if (hold1 == 0) continue;
+    if (hold1 == 0) {
+      if (on_round) on_round(round + 1, params.trees, std::numeric_limits<double>::quiet_NaN());
+      continue;
+    }
     const double s = selection(cached_margins(h, heldout1_matrix.handle, balance),
                                cached_margins(h, heldout0_matrix.handle, balance));
     r.score_history.push_back(s);
+    if (on_round) on_round(round + 1, params.trees, s);
     if (s > best_score) {
       best_score = s;
       best = round + 1;

@@ -12,6 +12,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/progress.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -70,7 +71,11 @@ void run_calibrate(const CalibrateCommandOptions& options) {
 
   // Calibrate, report, and save the bundle.
   CalibrationReport report;
-  const CalibratedFlow model = calibrate(flow, data, calibration, &report);
+  const CalibratedFlow model = [&] {
+    ProgressBar bar("classifier", static_cast<std::size_t>(calibration.classifier.trees));
+    calibration.on_classifier_round = classifier_progress(&bar);
+    return calibrate(flow, data, calibration, &report);
+  }();
   warn_about(report);
   model.save(options.out);
   std::fputs(report.summary().c_str(), stdout);

@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/progress.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -77,8 +78,11 @@ void run_fit(const FitOptions& options) {
 
   // Train, then save with what produced the model.
   Maf flow(maf);
-  const TrainResult result =
-      fit(flow, train, options.validation.empty() ? nullptr : &validation, config, epoch_logger());
+  const TrainResult result = [&] {
+    ProgressBar bar("training", static_cast<std::size_t>(config.epochs));
+    return fit(flow, train, options.validation.empty() ? nullptr : &validation, config,
+               training_progress(&bar));
+  }();
   const nlohmann::json metadata = {
       {"data", options.data},
       {"rows", train.rows()},

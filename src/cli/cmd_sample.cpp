@@ -13,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/progress.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -50,7 +51,11 @@ void run_sample(const SampleOptions& options) {
   sampler.device = runtime.device;
   sampler.max_candidates = options.max_candidates;
   SamplerReport report;
-  const Matrix<float> samples = model.sample(count, sampler, &report);
+  const Matrix<float> samples = [&] {
+    ProgressBar bar("sampling", count);
+    if (model.is_calibrated()) sampler.on_round = sampling_progress(&bar);
+    return model.sample(count, sampler, &report);
+  }();
   if (model.is_calibrated()) {
     std::string summary = report.summary();
     if (!summary.empty() && summary.back() == '\n') summary.pop_back();

@@ -167,6 +167,9 @@ std::string shell_quoted(const std::string& word) {
 }  // namespace
 
 void warn_about(const CalibrationReport& report) {
+  for (const auto& [ceiling, gain] : report.ceiling_gains) {
+    spdlog::debug("ceiling {}: held-out gain {:.5f} nats per row", format_number(ceiling), gain);
+  }
   if (!report.improved) {
     spdlog::warn(
         "calibration brought no gain on held-out rows ({:.4f} +- {:.4f} nats per row); "

@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/common.hpp"
+
 namespace nfcal::cli {
 namespace {
 
@@ -66,6 +68,39 @@ void ProgressBar::finish() {
   finished_ = true;
   std::fputs("\n", stderr);
   std::fflush(stderr);
+}
+
+EpochCallback training_progress(ProgressBar* bar) {
+  const EpochCallback log_line = epoch_logger();
+  return [bar, log_line](const EpochReport& report) {
+    if (!bar->enabled()) {
+      log_line(report);
+      return;
+    }
+    bar->update(static_cast<std::size_t>(report.epoch),
+                fmt::format("train {:.3f} valid {:.3f}", report.train_log_likelihood,
+                            report.validation_log_likelihood));
+  };
+}
+
+RoundCallback classifier_progress(ProgressBar* bar) {
+  return [bar](int rounds, int rounds_at_most, double score) {
+    if (!bar->enabled()) {
+      spdlog::debug("classifier round {}/{}: held-out gain {:.5f}", rounds, rounds_at_most, score);
+      return;
+    }
+    bar->update(static_cast<std::size_t>(rounds), fmt::format("gain {:.4f}", score));
+  };
+}
+
+std::function<void(std::size_t, std::size_t)> sampling_progress(ProgressBar* bar) {
+  return [bar](std::size_t accepted, std::size_t requested) {
+    if (!bar->enabled()) {
+      spdlog::debug("sampling: {} of {} accepted", accepted, requested);
+      return;
+    }
+    bar->update(accepted);
+  };
 }
 
 }  // namespace nfcal::cli

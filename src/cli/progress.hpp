@@ -5,7 +5,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
+
+#include "nfcal/train.hpp"
+#include "nfcal/xgboost_classifier.hpp"
 
 namespace nfcal::cli {
 
@@ -36,5 +40,16 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };
+
+/// Progress of flow training: the bar moves by epochs; without a bar, one log line per epoch.
+EpochCallback training_progress(ProgressBar* bar);
+
+/// Progress of the classifier's boosting rounds, with the held-out gain; without a bar, one
+/// debug log line per round (shown with --verbose).
+RoundCallback classifier_progress(ProgressBar* bar);
+
+/// Progress of rejection sampling by accepted samples; without a bar, one debug log line per
+/// round (shown with --verbose).
+std::function<void(std::size_t, std::size_t)> sampling_progress(ProgressBar* bar);
 
 }  // namespace nfcal::cli

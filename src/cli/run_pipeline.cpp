@@ -85,20 +85,6 @@ Matrix<float> sample_flow(const Maf& flow, std::size_t n, std::uint64_t seed,
   return out;
 }
 
-// The training callback: a progress bar on a terminal, else one log line per epoch.
-EpochCallback training_progress(ProgressBar* bar) {
-  const EpochCallback log_line = epoch_logger();
-  return [bar, log_line](const EpochReport& report) {
-    if (!bar->enabled()) {
-      log_line(report);
-      return;
-    }
-    bar->update(static_cast<std::size_t>(report.epoch),
-                fmt::format("train {:.3f} valid {:.3f}", report.train_log_likelihood,
-                            report.validation_log_likelihood));
-  };
-}
-
 // The configuration as (key, value) pairs, logged once and repeated in the report.
 std::vector<std::pair<std::string, std::string>> configuration(
     const RunOptions& o, const RunData& data, const MafConfig& maf, const TrainConfig& train,
@@ -402,7 +388,12 @@ void run_pipeline(const RunOptions& options) {
                calibration.classifier.trees, data.train.rows(),
                std::llround(calibration.flow_ratio * static_cast<double>(data.train.rows())));
   CalibrationReport calibrated_report;
-  const CalibratedFlow model = calibrate(flow, data.train, calibration, &calibrated_report);
+  CalibratedFlow model = [&] {
+    ProgressBar bar("classifier", static_cast<std::size_t>(calibration.classifier.trees));
+    CalibrationOptions with_progress = calibration;
+    with_progress.on_classifier_round = classifier_progress(&bar);
+    return calibrate(flow, data.train, with_progress, &calibrated_report);
+  }();
   results.seconds.emplace_back("calibrate", seconds_since(step));
   spdlog::info("classifier: {} of {} trees kept, held-out gain {:.4f} +- {:.4f} nats",
                calibrated_report.classifier.trees_kept, calibrated_report.classifier.trees_trained,
@@ -436,6 +427,8 @@ void run_pipeline(const RunOptions& options) {
   spdlog::info("sampling {} rows from the calibrated model by rejection", n_samples);
   Matrix<float> model_samples(0, static_cast<std::size_t>(maf.dim));
   try {
+    ProgressBar bar("sampling", n_samples);
+    sampler.on_round = sampling_progress(&bar);
     model_samples = sample_calibrated(model, n_samples, sampler, &sampled);
   } catch (const SamplingError& stopped) {
     // The model and its test numbers stand without samples: report them, and say why.
