@@ -1,5 +1,7 @@
 // nfcal calibrate: train an XGBoost classifier against a saved flow and save the calibrated
 // model (flow, classifier, ceiling, log Z) as one bundle file.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -41,7 +43,16 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   // Inputs and the output path are checked before any long work.
   check_output_path(options.out);
   const Maf flow = load_flow(options.flow);
-  const Matrix<float> data = load_rows(options.data, flow.dim(), "calibration data");
+  // The classifier holds a share of the rows out, at least one, and trains on the rest.
+  const double held_out = options.calibration.classifier.validation_fraction;
+  std::size_t min_rows = 2;
+  while (std::max<long long>(1, std::llround(held_out * static_cast<double>(min_rows))) >=
+         static_cast<long long>(min_rows)) {
+    ++min_rows;
+  }
+  const Matrix<float> data =
+      load_rows(options.data, flow.dim(), "calibration data", min_rows,
+                "to hold out a validation_fraction of " + format_number(held_out));
   CalibrationOptions calibration = options.calibration;
   calibration.ceiling = ceiling_choice(options);
   calibration.seed = options.common.seed;

@@ -32,7 +32,11 @@ void run_fit(const FitOptions& options) {
 
   // Everything that can be checked before training is checked first.
   check_output_path(options.out);
-  const Matrix<float> train = load_rows(options.data, 0, "training data");
+  // Without a validation file, fit() holds some training rows out for early stopping.
+  const Matrix<float> train =
+      options.validation.empty()
+          ? load_rows(options.data, 0, "training data", 4, "to hold out a validation split")
+          : load_rows(options.data, 0, "training data", 2, "to train");
   Matrix<float> validation;
   if (!options.validation.empty()) {
     validation = load_rows(options.validation, 0, "validation data");

@@ -81,9 +81,15 @@ void log_configuration(const std::string& command,
   spdlog::info("{}", line);
 }
 
-Matrix<float> load_rows(const std::string& path, int dim, const std::string& role) {
+Matrix<float> load_rows(const std::string& path, int dim, const std::string& role,
+                        std::size_t min_rows, const std::string& why) {
   Matrix<float> x = read_table_float(path);
   if (x.rows() == 0) throw DataError(path + ": no rows (" + role + ")");
+  if (x.rows() < min_rows) {
+    throw DataError(path + ": " + std::to_string(x.rows()) + (x.rows() == 1 ? " row" : " rows") +
+                    " of " + role + "; at least " + std::to_string(min_rows) + " are needed " +
+                    why);
+  }
   if (dim > 0 && x.cols() != static_cast<std::size_t>(dim)) {
     throw DataError(path + ": " + std::to_string(x.cols()) + " columns, but the model has " +
                     std::to_string(dim));

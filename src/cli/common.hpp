@@ -51,7 +51,9 @@ void log_configuration(const std::string& command,
 /// Reads a table (.npy or .csv) as float32 rows and checks it: rows present, `dim` columns
 /// (any number when dim is 0), every value finite. Messages name the file, and the row and
 /// column of a NaN or Inf. `role` says what the file is for ("training data").
-Matrix<float> load_rows(const std::string& path, int dim, const std::string& role);
+/// Fewer than `min_rows` rows is an error naming the file and what the rows are needed for.
+Matrix<float> load_rows(const std::string& path, int dim, const std::string& role,
+                        std::size_t min_rows = 1, const std::string& why = "");
 
 /// Throws FileError naming `path` unless a file can be created there: its folder must exist
 /// and accept new files, and `path` must not be a folder. Nothing is left behind.

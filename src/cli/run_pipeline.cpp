@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -330,18 +332,16 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   add_common_options(command, &o->common);
 }
 
-void run_pipeline(const RunOptions& options) {
-  const Runtime runtime = apply_common_options(options.common);
-  report::RunResults results;
+namespace {
 
-  // The data, then the output folder, are checked before any long work; bad data leaves no
-  // folder behind.
-  auto step = Clock::now();
-  const RunData data = load_run_data(options);
-  results.seconds.emplace_back("load data", seconds_since(step));
-  make_folder(options.out);
+// Everything after loading the data, in the existing output folder.
+void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunData& data,
+                   double load_seconds) {
+  report::RunResults results;
+  results.seconds.emplace_back("load data", load_seconds);
   const std::string folder = options.out + "/";
   check_output_path(folder + "metrics.json");
+  auto step = Clock::now();
 
   // The flow and calibration settings, all seeded by --seed.
   MafConfig maf = options.maf;
@@ -519,6 +519,33 @@ void run_pipeline(const RunOptions& options) {
   write_file_atomically(folder + "metrics.json", report::metrics_json(results, plots));
   write_file_atomically(folder + "report.md", report::report_markdown(results, plots));
   print_summary(results, folder);
+}
+
+}  // namespace
+
+void run_pipeline(const RunOptions& options) {
+  const Runtime runtime = apply_common_options(options.common);
+
+  // The data, then the output folder, are checked before any long work; bad data leaves no
+  // folder behind.
+  const auto start = Clock::now();
+  const RunData data = load_run_data(options);
+  const double load_seconds = seconds_since(start);
+
+  // A folder this run creates goes away again when the run fails, so a failure leaves nothing
+  // behind; a folder that was there already keeps what it held (the run writes its files only
+  // at the end, each atomically).
+  const bool created = !std::filesystem::exists(options.out);
+  make_folder(options.out);
+  try {
+    run_in_folder(options, runtime, data, load_seconds);
+  } catch (...) {
+    if (created) {
+      std::error_code ignored;
+      std::filesystem::remove_all(options.out, ignored);
+    }
+    throw;
+  }
 }
 
 }  // namespace nfcal::cli
