@@ -53,6 +53,14 @@ if ((EUID != 0)); then
   cp rows.csv locked.csv && chmod 000 locked.csv
   expect 1 "locked.csv" run --data locked.csv --out result "${quick[@]}"
 fi
+head -c -10 rows.npy >short.npy  # a whole header, the last rows cut off
+expect 1 "short.npy|truncated" run --data short.npy --out result "${quick[@]}"
+# A well-formed .npy of shape (0, 2): the header, padded to 128 bytes, and no data.
+{
+  printf '\x93NUMPY\x01\x00\x76\x00'
+  printf "%-117s\n" "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2), }"
+} >zero.npy
+expect 1 "zero.npy|no rows" fit --data zero.npy --out zero.nfcal "${quick[@]}"
 
 # CSV contents: a ragged row, a word, NaN and Inf (row and column named), no rows, one row.
 printf 'a,b\n1,2\n3\n4,5\n' >ragged.csv
@@ -68,6 +76,9 @@ expect 1 "empty.csv|no rows" run --data empty.csv --out result "${quick[@]}"
 printf 'a,b\n1,2\n' >one.csv
 expect 1 "one.csv|1 rows" run --data one.csv --out result "${quick[@]}"
 expect 1 "one.csv|at least 10" run --data one.csv --test rows.csv --out result "${quick[@]}"
+expect 1 "one.csv|1 row of training data|at least 4" fit --data one.csv --out one.nfcal
+expect 1 "one.csv|1 row of calibration data" calibrate --flow flow.nfcal --data one.csv \
+  --out one.nfcal
 
 # Shapes and models that do not fit together.
 printf 'a,b,c\n1,2,3\n4,5,6\n' >three.csv
@@ -83,6 +94,17 @@ printf 'x' >blocked
 expect 1 "blocked" run --data rows.csv --out blocked "${quick[@]}"
 expect 1 "blocked" run --data rows.csv --out blocked/inside "${quick[@]}"
 expect 1 "missing/s.npy|does not exist" sample --model flow.nfcal --count 5 --out missing/s.npy
+
+# A run that fails midway (training diverges) removes the folder it made.
+expect 1 "diverged" run --data rows.csv --out result --learning-rate 1e30 --epochs 2 \
+  --threads 1 --quiet
+if ((EUID != 0)); then
+  mkdir readonly && chmod 555 readonly
+  expect 1 "readonly/s.npy|Permission denied" sample --model flow.nfcal --count 5 \
+    --out readonly/s.npy
+else
+  echo "cli_bad_input: the read-only folder case needs a user other than root; skipped"
+fi
 
 # Usage errors: status 2 and a pointer to the help.
 expect 2 "nfcal run --help" run --out result

@@ -37,6 +37,37 @@ else
   mentions moons/report.md "Pictures were skipped"
 fi
 
+# Log levels: --verbose adds the debug lines of every boosting round, --quiet leaves only
+# warnings, and off a terminal no progress bar writes carriage returns.
+verbose=("${tiny[@]/--quiet/--verbose}")
+"$nfcal" demo --out loud --train-size 300 --test-size 100 --grid 20 --no-plots "${verbose[@]}" \
+  >loud.log 2>loud.err
+mentions loud.err "debug"
+mentions loud.err "classifier round 1/20"
+"$nfcal" demo --out hushed --train-size 300 --test-size 100 --grid 20 --no-plots "${tiny[@]}" \
+  >hushed.log 2>hushed.err
+if grep -q "info\]" hushed.err; then fail "--quiet still logs info lines"; fi
+if grep -q $'\r' loud.err hushed.err; then fail "progress bars drawn off a terminal"; fi
+
+# Images: a stand-in for Fashion-MNIST (IDX files of random 28 x 28 pixels) in --data-dir;
+# the report gives bits per pixel and the pictures are grids of images.
+be32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
+  $(($1 >> 8 & 255)) $(($1 & 255)); }
+idx_images() {
+  { printf '\x00\x00\x08\x03'; printf "$(be32 "$2")$(be32 28)$(be32 28)";
+    head -c $(($2 * 784)) /dev/urandom; } | gzip >"$1"
+}
+mkdir fashion
+idx_images fashion/train-images-idx3-ubyte.gz 60
+idx_images fashion/t10k-images-idx3-ubyte.gz 20
+"$nfcal" run --dataset fashion-mnist --data-dir fashion --out images --layers 1 --hidden 8 \
+  --epochs 1 --trees 5 --log-z-samples 500 --samples 16 --threads 1 --quiet >images.log
+mentions images/metrics.json '"pixel_space"'
+mentions images/report.md "bits per pixel"
+if ((plots)); then
+  has images/samples.png
+fi
+
 # A user's 3-column CSV split by seed: marginals and pairs instead of densities.
 awk 'BEGIN { srand(3); print "u,v,w";
              for (i = 0; i < 400; i++) { a = rand(); printf "%.5f,%.5f,%.5f\n", a, a * a + rand() / 10, rand() } }' >rows.csv
