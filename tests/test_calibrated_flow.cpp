@@ -452,6 +452,32 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
   EXPECT_NEAR(e.acceptance_measured, e.acceptance_predicted,
               0.08 * e.acceptance_predicted + 4 * e.log_z_se * e.acceptance_predicted)
       << e.to_table();
+
+  // Mass off the moons, more than three noise deviations (0.3) from both arcs: the data has
+  // almost none, the flow's bridges and smeared ends carry some, the calibrated samples less.
+  auto off_arc_share = [](const Matrix<float>& x) {
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < x.rows(); ++i) {
+      const double upper = std::hypot(x(i, 0), x(i, 1));
+      const double lower = std::hypot(x(i, 0) - 1.0, x(i, 1) - 0.5);
+      // Distance to an arc: to its circle on its half plane, to the nearer end otherwise.
+      const double to_upper = x(i, 1) >= 0 ? std::fabs(upper - 1.0)
+                                           : std::min(std::hypot(x(i, 0) - 1.0, x(i, 1)),
+                                                      std::hypot(x(i, 0) + 1.0, x(i, 1)));
+      const double to_lower = x(i, 1) <= 0.5 ? std::fabs(lower - 1.0)
+                                             : std::min(std::hypot(x(i, 0), x(i, 1) - 0.5),
+                                                        std::hypot(x(i, 0) - 2.0, x(i, 1) - 0.5));
+      off += std::min(to_upper, to_lower) > 0.3 ? 1 : 0;
+    }
+    return static_cast<double>(off) / static_cast<double>(x.rows());
+  };
+  const double data_off = off_arc_share(test);
+  const double flow_off = off_arc_share(c.flow.sample(20000, 20));
+  const double calibrated_off = off_arc_share(sample_calibrated(c.model, 20000, {/*seed=*/20}));
+  EXPECT_LT(data_off, 0.02);
+  EXPECT_GT(flow_off, 2 * data_off) << "the under-trained flow should smear the moons";
+  EXPECT_LT(calibrated_off, 0.5 * flow_off)
+      << "data " << data_off << " flow " << flow_off << " calibrated " << calibrated_off;
 }
 
 TEST(Calibrate, RejectsBadOptionsAndDataByName) {
