@@ -370,6 +370,25 @@ TEST(Calibrate, AutoModeChoosesTheBestAdmissibleGridCeilingOnHeldOutRows) {
   EXPECT_TRUE(report.improved) << report.summary();
 }
 
+TEST(Calibrate, AutoModeGoesBelowTheGridWhenNoGridCeilingAcceptsEnough) {
+  // Data in a small box that the broad flow rarely visits: every grid ceiling accepts a few
+  // per mille, so auto takes the largest ceiling that still accepts the minimum share.
+  const Maf flow = broad_gaussian_flow(2, 3.0);
+  const CalibrationOptions options = quick_options(CeilingChoice::automatic());
+  CalibrationReport report;
+
+  const CalibratedFlow model = calibrate(flow, uniform_rows(3000, 2, 0.1f, 34), options, &report);
+
+  EXPECT_LT(model.ceiling(), options.ceiling_grid.front());
+  EXPECT_EQ(report.ceiling_gains.size(), options.ceiling_grid.size() + 1);
+  EXPECT_NEAR(model.acceptance_predicted(), options.auto_min_acceptance,
+              0.3 * options.auto_min_acceptance)
+      << report.summary();
+  EXPECT_TRUE(report.improved) << report.summary();
+  const Matrix<float> x = sample_calibrated(model, 200, {/*seed=*/35});
+  EXPECT_EQ(x.rows(), 200u);
+}
+
 // calibrate() with XGBoost on a flow trained for a few epochs on 2-D data with two modes.
 struct TwoModeCase {
   Maf flow;

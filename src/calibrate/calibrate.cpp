@@ -50,16 +50,21 @@ std::pair<double, double> best_grid_ceiling(const std::vector<float>& data,
                                             const std::vector<double>& grid, double min_acceptance,
                                             std::vector<std::pair<double, double>>* gains) {
   std::pair<double, double> best{kInf, -kInf};
-  double smallest = kInf;
   for (const double ceiling : grid) {
     const double gain = heldout_gain(data, flow, ceiling);
     if (gains != nullptr) gains->emplace_back(ceiling, gain);
-    smallest = std::min(smallest, ceiling);
     const double log_z = estimate_log_z(flow.data(), flow.size(), ceiling).log_z;
     if (std::exp(log_z - ceiling) < min_acceptance) continue;
     if (gain > best.second) best = {ceiling, gain};
   }
-  if (std::isinf(best.first)) best = {smallest, heldout_gain(data, flow, smallest)};
+  if (!std::isinf(best.first) || min_acceptance <= 0) return best;
+
+  // No grid value accepts often enough: the flow is far from the data (a classifier that
+  // tells them apart almost surely), and only a ceiling below the grid, possibly negative,
+  // keeps sampling affordable. The largest such ceiling is the one at the minimum rate.
+  const double ceiling = ceiling_for_acceptance(flow, min_acceptance);
+  best = {ceiling, heldout_gain(data, flow, ceiling)};
+  if (gains != nullptr) gains->emplace_back(best);
   return best;
 }
 
