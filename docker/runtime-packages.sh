@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints, one per line, the Debian/Ubuntu packages that own the shared libraries which the ELF
-# files under an nfcal install prefix load from outside it. The Docker runtime stage installs
-# exactly these. Usage: runtime-packages.sh PREFIX
+# files under an nfcal install prefix load from outside it, and the Python packages that
+# nfcal_plot_report.py draws the pictures of `nfcal run` with. The Docker runtime stage
+# installs exactly these. Usage: runtime-packages.sh PREFIX
 set -euo pipefail
 
 prefix="$(cd "$1" && pwd)"
@@ -29,3 +30,6 @@ find "$prefix" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
     if [[ "$library" != "$prefix"/* ]]; then owner_of "$library"; fi
   done |
   sort -u
+
+# The pictures: the plotting script runs under the system Python.
+printf '%s\n' python3-minimal python3-numpy python3-matplotlib

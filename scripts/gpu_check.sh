@@ -30,7 +30,8 @@ DEPS=""
 BUILD="$ROOT/build-gpu-check"
 RESULTS="${OUT:-$ROOT/gpu-check-results}"
 PREBUILT=0
-BENCH_FILTER='BM_Cuda(MafLogProb/(8|64)/|MafTrainEpoch/(8|64)/|MafSample/8/(64|128|256)/|MafSample/64/256/|XGBoostMargins/100/|AcceptCompact|CalibratedSampling/20)'
+BENCH_FILTER='BM_Cuda(MafLogProb/(8|64)/|MafTrainEpoch/(8|64)/|MafSample/8/(64|128|256)/'
+BENCH_FILTER+='|MafSample/64/256/|XGBoostMargins/100/|AcceptCompact|CalibratedSampling/20)'
 BENCH_MIN_TIME=0.05
 PREPARE=""
 
@@ -136,7 +137,8 @@ if ((PREBUILT == 0)); then
   timeout 120 cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DNFCAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DNFCAL_XGBOOST_ROOT="$XGBOOST" \
     "${PREFIX_ARGS[@]}" >"$RESULTS/configure.log" 2>&1 ||
-    { tail -n 30 "$RESULTS/configure.log"; die "configure failed (missing dependency? see --deps)"; }
+    { tail -n 30 "$RESULTS/configure.log";
+      die "configure failed (missing dependency? see --deps)"; }
   log "build nfcal_tests and nfcal_bench"
   timeout 300 cmake --build "$BUILD" --target nfcal_tests nfcal_bench -j "$(nproc)" \
     >"$RESULTS/build.log" 2>&1 || { tail -n 40 "$RESULTS/build.log"; die "build failed"; }

@@ -3,7 +3,7 @@
 #   scripts/lint.sh [format] [docker] [tidy BUILD_DIR]     (no argument: format and docker)
 #     format   clang-format --dry-run -Werror over the C++ and CUDA files of include/ src/
 #              kernels/ tests/ bench/ examples/ (layout from .clang-format)
-#     docker   hadolint over docker/Dockerfile
+#     docker   hadolint over docker/Dockerfile, and its version label against CMakeLists.txt
 #     tidy     clang-tidy naming rules (.clang-tidy) over src/ and the tests, using
 #              BUILD_DIR/compile_commands.json
 # Missing tools are installed by scripts/setup.sh --lint-only. Exits non-zero when a check fails.
@@ -82,7 +82,16 @@ check_docker() {
   if [[ ! -x "$hadolint" ]]; then hadolint="$(command -v hadolint)"; fi
   log "$("$hadolint" --version)"
   "$hadolint" --config "$ROOT/docker/hadolint.yaml" "$ROOT/docker/Dockerfile"
-  log "Dockerfile OK"
+
+  # The image's version label follows the project's version in CMakeLists.txt.
+  local project_version image_version
+  project_version="$(sed -n 's/^project(nfcal VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")"
+  image_version="$(sed -n 's/^ARG NFCAL_VERSION=//p' "$ROOT/docker/Dockerfile")"
+  if [[ "$project_version" != "$image_version" ]]; then
+    log "docker/Dockerfile: NFCAL_VERSION=$image_version, CMakeLists.txt says $project_version"
+    return 1
+  fi
+  log "Dockerfile OK (version $image_version)"
 }
 
 # Runs the naming rules of .clang-tidy over the compiled host sources of a configured build.

@@ -27,17 +27,21 @@ expect() {
   before="$(grep -v -x -e out.log -e err.log <<<"$before" || true)"
   local what="nfcal $*"
   [[ "$got" == "$status" ]] || fail "$what: status $got, expected $status: $(cat err.log)"
-  [[ "$(grep -c '^nfcal: error: ' err.log)" == 1 ]] || fail "$what: not one error line: $(cat err.log)"
+  [[ "$(grep -c '^nfcal: error: ' err.log)" == 1 ]] ||
+    fail "$what: not one error line: $(cat err.log)"
   local part
   IFS='|' read -r -a part_list <<<"$parts"
   for part in "${part_list[@]}"; do
     grep -qF -- "$part" err.log || fail "$what: '$part' missing from: $(cat err.log)"
   done
-  [[ "$before" == "$after" ]] || fail "$what: left files behind: $(diff <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+  [[ "$before" == "$after" ]] ||
+    fail "$what: left files behind: $(diff <(echo "$before") <(echo "$after") | tr '\n' ' ')"
 }
 
 # Inputs: good rows as CSV and .npy, and a tiny flow and calibrated model made from them.
-awk 'BEGIN { print "a,b"; for (i = 0; i < 200; i++) printf "%.4f,%.4f\n", sin(i), cos(i) * 0.5 + i / 400 }' >rows.csv
+awk 'BEGIN { print "a,b";
+            for (i = 0; i < 200; i++) printf "%.4f,%.4f\n", sin(i), cos(i) * 0.5 + i / 400 }' \
+  >rows.csv
 quick=(--epochs 1 --layers 1 --hidden 4 --threads 1 --quiet)
 "$nfcal" fit --data rows.csv --out flow.nfcal "${quick[@]}" >/dev/null
 "$nfcal" sample --model flow.nfcal --count 50 --out rows.npy --quiet >/dev/null

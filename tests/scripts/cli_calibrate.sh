@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The calibration commands through the real nfcal binary: fit, calibrate (every ceiling mode),
 # evaluate (table and JSON with exactly the documented keys), and sample and score on the
-# calibrated bundle, with equal seeds giving equal files. Usage: cli_calibrate.sh SOURCE BINARY NFCAL
+# calibrated bundle, with equal seeds giving equal files.
+# Usage: cli_calibrate.sh SOURCE BINARY NFCAL
 set -euo pipefail
 
 nfcal="$3"
@@ -16,7 +17,8 @@ mentions() { grep -qF -- "$2" "$1" || fail "$1 does not mention '$2': $(cat "$1"
 # Training rows: two separated clusters, and a small flow trained briefly on them.
 awk 'BEGIN { srand(3); print "a,b";
   for (i = 0; i < 1500; i++) { c = (i % 2) ? 2.5 : -2.5;
-    printf "%.5f,%.5f\n", c + 0.4 * (rand() + rand() + rand() - 1.5), 0.4 * (rand() + rand() - 1) } }' \
+    printf "%.5f,%.5f\n", c + 0.4 * (rand() + rand() + rand() - 1.5),
+           0.4 * (rand() + rand() - 1) } }' \
   >train.csv
 quick=(--threads 1 --quiet)
 "$nfcal" fit --data train.csv --out flow.nfcal --epochs 3 --layers 2 --hidden 16 "${quick[@]}" \

@@ -70,7 +70,9 @@ fi
 
 # A user's 3-column CSV split by seed: marginals and pairs instead of densities.
 awk 'BEGIN { srand(3); print "u,v,w";
-             for (i = 0; i < 400; i++) { a = rand(); printf "%.5f,%.5f,%.5f\n", a, a * a + rand() / 10, rand() } }' >rows.csv
+             for (i = 0; i < 400; i++) {
+               a = rand(); printf "%.5f,%.5f,%.5f\n", a, a * a + rand() / 10, rand() } }' \
+  >rows.csv
 "$nfcal" run --data rows.csv --out table "${tiny[@]}" >table.log
 mentions table/metrics.json '"test_rows": 80'
 mentions table/metrics.json '"true_test_log_likelihood": null'

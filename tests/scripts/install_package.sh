@@ -75,8 +75,12 @@ step "run the example"
 LD_LIBRARY_PATH='' "$work/example/fit_and_sample" | tee "$work/example.txt"
 
 # Its output: close to the true log-likelihood, and samples with the data's correlation.
-read -r model truth < <(sed -n 's/^test log-likelihood: \([-0-9.]*\) nats (true distribution: \([-0-9.]*\))$/\1 \2/p' "$work/example.txt")
-read -r correlation < <(sed -n 's/^samples: 5000, correlation \([-0-9.]*\) (data 0.800)$/\1/p' "$work/example.txt")
+number='\([-0-9.]*\)'
+read -r model truth < <(sed -n \
+  "s/^test log-likelihood: $number nats (true distribution: $number)\$/\\1 \\2/p" \
+  "$work/example.txt")
+read -r correlation < <(sed -n "s/^samples: 5000, correlation $number (data 0.800)\$/\\1/p" \
+  "$work/example.txt")
 [[ -n "${model:-}" && -n "${correlation:-}" ]] || fail "unexpected output from the example"
 awk -v m="$model" -v t="$truth" 'BEGIN { exit !(m > t - 0.1 && m < t + 0.1) }' ||
   fail "test log-likelihood $model is not within 0.1 nats of the true $truth"
