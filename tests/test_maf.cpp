@@ -2,7 +2,9 @@
 // differences, autoregressive structure, degree-ordered sampling against the D-pass
 // reference, gradients against finite differences, and invariance to batching and threads.
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -131,6 +133,53 @@ TEST_P(MafContract, LogDetEqualsFiniteDifferenceJacobian) {
     flow.forward(x.row(r), 1, u.data(), &log_det);
     const double reference = log_abs_det(jacobian(flow, x.row(r)), dim);
     EXPECT_NEAR(log_det, reference, 1e-5 * std::max(1.0, std::fabs(reference))) << "row " << r;
+  }
+}
+
+// The first k layers of a flow as a flow of their own: the same architecture up to layer k
+// (and the batch norms between them), the same tensors by name, the same batch-norm running
+// statistics and standardization.
+BasicMaf<double> first_layers(const BasicMaf<double>& flow, int k) {
+  MafConfig config = flow.config();
+  config.layers = k;
+  BasicMaf<double> prefix(config);
+  std::map<std::string, const TensorSpec*> source;
+  for (const TensorSpec& spec : flow.tensors()) source[spec.name] = &spec;
+  for (const TensorSpec& spec : prefix.tensors()) {
+    const TensorSpec& from = *source.at(spec.name);
+    std::copy_n(flow.parameters().begin() + static_cast<std::ptrdiff_t>(from.offset), from.size(),
+                prefix.parameters().begin() + static_cast<std::ptrdiff_t>(spec.offset));
+  }
+  std::copy_n(flow.buffers().begin(), prefix.buffers().size(), prefix.buffers().begin());
+  prefix.set_standardization(flow.standardization());
+  return prefix;
+}
+
+TEST_P(MafContract, EveryLayersLogDetEqualsItsFiniteDifferenceJacobian) {
+  // Layer k's log|det| is the prefix of k layers' minus the prefix of k - 1 layers'; by the
+  // chain rule the same difference of finite-difference log-determinants is layer k's own.
+  const BasicMaf<double> flow = random_flow(GetParam());
+  const int dim = flow.dim();
+  const Matrix<double> x = normal_rows<double>(4, dim, 14);
+  std::vector<double> u(dim);
+  std::vector<double> previous_log_det(x.rows(), 0.0), previous_reference(x.rows(), 0.0);
+
+  for (int k = 1; k <= flow.config().layers; ++k) {
+    const BasicMaf<double> prefix = first_layers(flow, k);
+    for (int l = 0; l < k; ++l) {
+      ASSERT_EQ(prefix.made_layers()[l].order, flow.made_layers()[l].order) << "layer " << l;
+    }
+    for (std::size_t r = 0; r < x.rows(); ++r) {
+      double log_det = 0;
+      prefix.forward(x.row(r), 1, u.data(), &log_det);
+      const double reference = log_abs_det(jacobian(prefix, x.row(r)), dim);
+      const double layer = log_det - previous_log_det[r];
+      const double layer_reference = reference - previous_reference[r];
+      EXPECT_NEAR(layer, layer_reference, 1e-5 * std::max(1.0, std::fabs(reference)))
+          << "layer " << k << " row " << r;
+      previous_log_det[r] = log_det;
+      previous_reference[r] = reference;
+    }
   }
 }
 
