@@ -1,5 +1,6 @@
-// CPU benchmarks of calibration: XGBoost margin prediction rows/s for 100 to 2,000 trees of
-// depth 6, and calibrated sampling accepted rows/s end to end with the time split between the
+// CPU benchmarks of calibration: XGBoost training (rows times rounds per second), margin
+// prediction rows/s for 100 to 2,000 trees of depth 6, the log Z estimate on fresh flow
+// samples, and calibrated sampling accepted rows/s end to end with the time split between the
 // flow, the classifier and the accept/reject step.
 //
 // Setting: D = 8, a MAF(5) with 2 hidden layers of 128 ReLU units and random weights, and an
@@ -77,6 +78,11 @@ const nfcal::XGBoostClassifier& classifier_2000() {
   return *classifier;
 }
 
+const std::shared_ptr<nfcal::XGBoostClassifier>& classifier_500() {
+  static const auto& classifier = train_classifier(500);
+  return classifier;
+}
+
 // Margins of 65,536 rows with the first `trees` rounds of a 2,000-round model.
 void BM_XGBoostMargins(benchmark::State& state) {
   const int trees = static_cast<int>(state.range(0));
@@ -98,9 +104,45 @@ BENCHMARK(BM_XGBoostMargins)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Training: 20,000 data rows against 20,000 flow rows, depth 6, held-out scoring after every
+// round as calibrate() does it; items are rows times rounds.
+void BM_XGBoostTrain(benchmark::State& state) {
+  const int trees = static_cast<int>(state.range(0));
+  nfcal::XGBoostParams params;
+  params.trees = trees;
+  params.max_depth = 6;
+  params.early_stopping_rounds = 0;
+  const Matrix<float> data = bench_data(20000);
+  const Matrix<float> flow_rows = bench_flow().sample(20000, 12);
+  // Boosters are released at once here, inside main, unlike the shared ones above.
+  for (auto _ : state) {
+    nfcal::XGBoostClassifier trained = nfcal::XGBoostClassifier::train(data, flow_rows, params);
+    benchmark::DoNotOptimize(&trained);
+  }
+  const double rows = static_cast<double>(data.rows() + flow_rows.rows());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows * trees));
+  state.counters["rounds_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * trees, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_XGBoostTrain)->Arg(100)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// log Z at ceiling log 2 on n fresh flow samples with 500 trees: sampling, margins and the
+// log-mean-exp with its standard error; items are samples.
+void BM_LogZ(benchmark::State& state) {
+  const auto& classifier = classifier_500();
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::uint64_t seed = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        nfcal::estimate_flow_log_z(bench_flow(), *classifier, std::log(2.0), n, seed++).log_z);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_LogZ)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Accepted rows/s of the calibrated model with 500 trees and ceiling log 2.
 void BM_CalibratedSampling(benchmark::State& state) {
-  static const auto& classifier = train_classifier(500);
+  const auto& classifier = classifier_500();
   const double ceiling = std::log(2.0);
   const nfcal::LogZEstimate log_z =
       nfcal::estimate_flow_log_z(bench_flow(), *classifier, ceiling, 100000, 14);

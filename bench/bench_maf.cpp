@@ -59,9 +59,13 @@ double multiply_adds_per_row(const Maf& flow) {
 
 Matrix<float> noise(std::size_t n, int dim) { return Maf::base_noise(n, dim, 3); }
 
-void set_counters(benchmark::State& state, const Maf& flow, std::size_t rows, double passes) {
+// Items are rows; bytes are the rows' values read and written (the weights stay in cache);
+// FLOP/s counts the unmasked multiply-adds of `passes` network passes per row.
+void set_counters(benchmark::State& state, const Maf& flow, std::size_t rows, double passes,
+                  std::size_t bytes_per_row) {
   const double processed = static_cast<double>(state.iterations()) * static_cast<double>(rows);
   state.SetItemsProcessed(static_cast<std::int64_t>(processed));
+  state.SetBytesProcessed(static_cast<std::int64_t>(processed * bytes_per_row));
   state.counters["FLOP/s"] = benchmark::Counter(
       processed * 2.0 * multiply_adds_per_row(flow) * passes, benchmark::Counter::kIsRate);
 }
@@ -77,7 +81,7 @@ void BM_MafLogProb(benchmark::State& state) {
     flow.log_prob(x.data(), rows, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  set_counters(state, flow, rows, 1.0);
+  set_counters(state, flow, rows, 1.0, (flow.dim() + 1) * sizeof(float));
 }
 
 void BM_MafLogProbActivation(benchmark::State& state) {
@@ -90,7 +94,7 @@ void BM_MafLogProbActivation(benchmark::State& state) {
     flow.log_prob(x.data(), rows, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  set_counters(state, flow, rows, 1.0);
+  set_counters(state, flow, rows, 1.0, (flow.dim() + 1) * sizeof(float));
   state.SetLabel(nfcal::to_string(activation));
 }
 
@@ -105,7 +109,7 @@ void BM_MafSampleDegreeOrdered(benchmark::State& state) {
     flow.inverse(u.data(), rows, x.data());
     benchmark::DoNotOptimize(x.data());
   }
-  set_counters(state, flow, rows, 1.0);
+  set_counters(state, flow, rows, 1.0, 2 * dim * sizeof(float));
 }
 
 void BM_MafSampleNaiveDPass(benchmark::State& state) {
@@ -120,7 +124,7 @@ void BM_MafSampleNaiveDPass(benchmark::State& state) {
     flow.inverse_naive(u.data(), rows, x.data());
     benchmark::DoNotOptimize(x.data());
   }
-  set_counters(state, flow, rows, static_cast<double>(dim));
+  set_counters(state, flow, rows, static_cast<double>(dim), 2 * dim * sizeof(float));
 }
 
 void BM_MafTrainStep(benchmark::State& state) {
@@ -134,7 +138,7 @@ void BM_MafTrainStep(benchmark::State& state) {
     benchmark::DoNotOptimize(flow.loss_and_gradient(x.data(), rows, grad.data()));
   }
   // Forward plus two backward products: about three times the density pass's work.
-  set_counters(state, flow, rows, 3.0);
+  set_counters(state, flow, rows, 3.0, dim * sizeof(float));
 }
 
 void sizes(benchmark::internal::Benchmark* bench) {
