@@ -262,5 +262,34 @@ TEST(DatasetsTest, UnknownNamesAndWrongColumnsAreRejectedClearly) {
   EXPECT_THROW(two_moons(5, -1.0, 1), InvalidArgument);
 }
 
+TEST(DatasetsTest, MixtureOfAnyDimensionHasItsShapeAndItsOwnDensity) {
+  const DatasetInfo info = dataset_info("mixture-16d");
+  EXPECT_EQ(info.dim, 16);
+  EXPECT_TRUE(info.known_density);
+
+  // Rows keyed by seed, 16 columns; the density is the mixture's: its mean over many rows of
+  // the mixture is the negative entropy, which a shifted copy of the rows falls well below.
+  const Matrix<double> x = make_dataset("mixture-16d", 4000, 3);
+  ASSERT_EQ(x.cols(), 16u);
+  EXPECT_EQ(make_dataset("mixture-16d", 4000, 3).values(), x.values());
+  const std::vector<double> log_p = dataset_log_prob("mixture-16d", x);
+  Matrix<double> shifted = x;
+  for (std::size_t i = 0; i < shifted.size(); ++i) shifted.data()[i] += 1.5;
+  const std::vector<double> log_p_shifted = dataset_log_prob("mixture-16d", shifted);
+  double mean = 0, mean_shifted = 0;
+  for (std::size_t i = 0; i < x.rows(); ++i) {
+    ASSERT_TRUE(std::isfinite(log_p[i]));
+    mean += log_p[i] / static_cast<double>(x.rows());
+    mean_shifted += log_p_shifted[i] / static_cast<double>(x.rows());
+  }
+  EXPECT_GT(mean, mean_shifted + 1.0);
+
+  // The listed 8-D mixture keeps its own structure; malformed names are not members.
+  EXPECT_EQ(dataset_info("mixture-8d").description, list_datasets().back().description);
+  for (const char* bad : {"mixture-0d", "mixture-08d", "mixture-2000d", "mixture-d", "mixture-3"}) {
+    EXPECT_THROW(dataset_info(bad), InvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace nfcal

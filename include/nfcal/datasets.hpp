@@ -86,7 +86,10 @@ struct DatasetInfo {
 /// The built-in datasets, in a stable order.
 std::vector<DatasetInfo> list_datasets();
 
-/// The registry entry of `name`. Throws InvalidArgument listing the valid names otherwise.
+/// The registry entry of `name`. Besides the listed datasets, every name "mixture-<D>d" with D
+/// from 1 to 1024 is a D-dimensional mixture of ten Gaussians with a known density, its
+/// structure fixed by D (mixture-2d and mixture-8d are the listed ones). Throws
+/// InvalidArgument listing the valid names otherwise.
 DatasetInfo dataset_info(const std::string& name);
 
 /// n rows of the built-in dataset `name`, row i keyed by (seed, i).

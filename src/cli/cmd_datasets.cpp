@@ -28,6 +28,8 @@ void list_all() {
     std::printf("  %-14s %4d  %-13s %s\n", info.name.c_str(), info.dim,
                 info.known_density ? "known" : "unknown", info.description.c_str());
   }
+  std::printf("  %-14s %4s  %-13s %s\n", "mixture-<D>d", "D", "known",
+              "a D-dimensional mixture of ten Gaussians, any D from 1 to 1024 (mixture-16d, ...)");
 
   // Installable ones: where nfcal looks, and whether the files are there.
   const std::string fashion = fashion_mnist_folder();

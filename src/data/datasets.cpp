@@ -4,6 +4,8 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,9 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr double kTwoMoonsNoise = 0.05;  // the registry's two moons: thin, sharp-edged arcs
 constexpr std::uint64_t kMixture2dSeed = 0x6d697832ull;  // fixed structure, seeded rows
 constexpr std::uint64_t kMixture8dSeed = 0x6d697838ull;
+// mixture-<D>d for other D: the structure is fixed by this seed plus D.
+constexpr std::uint64_t kMixtureFamilySeed = 0x6d69782d00000000ull;
+constexpr int kMaxMixtureDim = 1024;
 
 // Throws DataError unless x has `dim` columns.
 void require_columns(const Matrix<double>& x, std::size_t dim, const std::string& what) {
@@ -95,13 +100,52 @@ const std::vector<Entry>& registry() {
   return entries;
 }
 
+// The dimension D of a name "mixture-<D>d" with D in [1, kMaxMixtureDim], or 0.
+int mixture_family_dim(const std::string& name) {
+  const std::string prefix = "mixture-";
+  if (name.size() <= prefix.size() + 1 || name.compare(0, prefix.size(), prefix) != 0 ||
+      name.back() != 'd') {
+    return 0;
+  }
+  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - 1);
+  if (digits.empty() || digits.size() > 4 || digits[0] == '0' ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return 0;
+  }
+  const int dim = std::stoi(digits);
+  return dim <= kMaxMixtureDim ? dim : 0;
+}
+
+// A member of the mixture-<D>d family: ten Gaussians in D dimensions whose structure is fixed
+// by D. Made on first use and kept, so references to it stay valid.
+const Entry& mixture_family_entry(int dim) {
+  static std::mutex mutex;
+  static std::map<int, Entry> made;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto found = made.find(dim);
+  if (found == made.end()) {
+    const GaussianMixture mixture =
+        GaussianMixture::random(dim, 10, kMixtureFamilySeed + static_cast<std::uint64_t>(dim));
+    Entry entry{{"mixture-" + std::to_string(dim) + "d",
+                 "a " + std::to_string(dim) + "-D mixture of ten Gaussians with full covariances",
+                 dim, true},
+                [mixture](std::size_t n, std::uint64_t seed) { return mixture.sample(n, seed); },
+                [mixture](const Matrix<double>& x) { return mixture.log_prob(x); }};
+    found = made.emplace(dim, std::move(entry)).first;
+  }
+  return found->second;
+}
+
 const Entry& find_entry(const std::string& name) {
   std::string names;
   for (const Entry& entry : registry()) {
     if (entry.info.name == name) return entry;
     names += (names.empty() ? "" : ", ") + entry.info.name;
   }
-  throw InvalidArgument("unknown dataset '" + name + "'; built-in datasets: " + names);
+  if (const int dim = mixture_family_dim(name); dim > 0) return mixture_family_entry(dim);
+  throw InvalidArgument("unknown dataset '" + name + "'; built-in datasets: " + names +
+                        ", and mixture-<D>d for any D from 1 to " + std::to_string(kMaxMixtureDim) +
+                        " (nfcal datasets also lists the installable ones)");
 }
 
 }  // namespace
