@@ -177,7 +177,7 @@ TEST(CalibratedFlow, CallbackClassifierCannotBeSaved) {
 class CalibratedBundle : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    flow_ = std::make_unique<Maf>(broad_gaussian_flow(2, 2.0));
+    shared_flow = std::make_unique<Maf>(broad_gaussian_flow(2, 2.0));
     CalibrationOptions options;
     options.classifier.trees = 40;
     options.classifier.max_depth = 3;
@@ -186,26 +186,26 @@ class CalibratedBundle : public ::testing::Test {
     options.ceiling = CeilingChoice::fixed(1.0);
     const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
     const Matrix<float> data =
-        sample_calibrated(CalibratedFlow(*flow_, target.classifier(), kInf, LogZEstimate{},
+        sample_calibrated(CalibratedFlow(*shared_flow, target.classifier(), kInf, LogZEstimate{},
                                          target.max_log_ratio() + 0.01),
                           3000, {/*seed=*/9});
-    model_ = std::make_unique<CalibratedFlow>(calibrate(*flow_, data, options));
+    shared_model = std::make_unique<CalibratedFlow>(calibrate(*shared_flow, data, options));
   }
   static void TearDownTestSuite() {
-    model_.reset();
-    flow_.reset();
+    shared_model.reset();
+    shared_flow.reset();
   }
   static std::string temp_path(const std::string& name) { return ::testing::TempDir() + name; }
 
-  static std::unique_ptr<Maf> flow_;
-  static std::unique_ptr<CalibratedFlow> model_;
+  static std::unique_ptr<Maf> shared_flow;
+  static std::unique_ptr<CalibratedFlow> shared_model;
 };
-std::unique_ptr<Maf> CalibratedBundle::flow_;
-std::unique_ptr<CalibratedFlow> CalibratedBundle::model_;
+std::unique_ptr<Maf> CalibratedBundle::shared_flow;
+std::unique_ptr<CalibratedFlow> CalibratedBundle::shared_model;
 
 TEST_F(CalibratedBundle, SavesAndLoadsToTheSameDensityAndSamples) {
   const std::string path = temp_path("nfcal_bundle_roundtrip.nfcal");
-  model_->save(path);
+  shared_model->save(path);
 
   const AnyModel loaded = load_model(path);
 
@@ -213,14 +213,14 @@ TEST_F(CalibratedBundle, SavesAndLoadsToTheSameDensityAndSamples) {
   EXPECT_EQ(loaded.kind(), "calibrated");
   const CalibratedFlow& back = *loaded.calibrated();
   const Matrix<float> x = uniform_rows(300, 2, 4.0f, 10);
-  EXPECT_EQ(back.log_prob(x), model_->log_prob(x));
-  EXPECT_DOUBLE_EQ(back.ceiling(), model_->ceiling());
-  EXPECT_DOUBLE_EQ(back.log_z(), model_->log_z());
-  EXPECT_DOUBLE_EQ(back.log_z_se(), model_->log_z_se());
+  EXPECT_EQ(back.log_prob(x), shared_model->log_prob(x));
+  EXPECT_DOUBLE_EQ(back.ceiling(), shared_model->ceiling());
+  EXPECT_DOUBLE_EQ(back.log_z(), shared_model->log_z());
+  EXPECT_DOUBLE_EQ(back.log_z_se(), shared_model->log_z_se());
   SamplerOptions sampler;
   sampler.seed = 3;
   EXPECT_EQ(loaded.sample(500, sampler).values(),
-            sample_calibrated(*model_, 500, sampler).values());
+            sample_calibrated(*shared_model, 500, sampler).values());
   EXPECT_NE(back.metadata_json().find("\"xgboost_version\""), std::string::npos);
   EXPECT_NE(back.metadata_json().find("\"data_rows\":3000"), std::string::npos);
   std::remove(path.c_str());
@@ -228,19 +228,19 @@ TEST_F(CalibratedBundle, SavesAndLoadsToTheSameDensityAndSamples) {
 
 TEST_F(CalibratedBundle, LoadModelReturnsAPlainFlowForAFlowFile) {
   const std::string path = temp_path("nfcal_bundle_flow.nfcal");
-  save_flow(path, *flow_);
+  save_flow(path, *shared_flow);
 
   const AnyModel loaded = load_model(path);
 
   EXPECT_FALSE(loaded.is_calibrated());
   const Matrix<float> x = uniform_rows(50, 2, 3.0f, 11);
-  EXPECT_EQ(loaded.log_prob(x), flow_->log_prob(x));
+  EXPECT_EQ(loaded.log_prob(x), shared_flow->log_prob(x));
   std::remove(path.c_str());
 }
 
 TEST_F(CalibratedBundle, CorruptedBundleIsAModelFormatError) {
   const std::string path = temp_path("nfcal_bundle_corrupt.nfcal");
-  model_->save(path);
+  shared_model->save(path);
   std::string bytes = read_file_bytes(path);
   bytes[bytes.size() / 2] ^= 0x5a;
   write_file_atomically(path, bytes);
@@ -250,7 +250,7 @@ TEST_F(CalibratedBundle, CorruptedBundleIsAModelFormatError) {
 }
 
 TEST_F(CalibratedBundle, GarbageClassifierSectionNamesTheSectionAndXGBoostsReason) {
-  ModelFile file = model_->encode();
+  ModelFile file = shared_model->encode();
   for (auto& section : file.sections) {
     if (section.first == "classifier") section.second = "{\"learner\": [not a model";
   }
@@ -275,7 +275,7 @@ TEST_F(CalibratedBundle, ClassifierOfAnotherDimensionIsRejectedOnLoad) {
   XGBoostParams p;
   p.trees = 3;
   const XGBoostClassifier three = XGBoostClassifier::train(a, b, p);
-  ModelFile file = model_->encode();
+  ModelFile file = shared_model->encode();
   for (auto& section : file.sections) {
     if (section.first == "classifier") section.second = three.to_bytes();
   }
