@@ -109,7 +109,7 @@ void add_calibrate_command(CLI::App& app) {
 
   // The classifier.
   command->add_option("--trees", c.classifier.trees, "most boosting rounds")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--max-depth", c.classifier.max_depth, "depth of each tree")
       ->check(CLI::Range(1, 64))
@@ -126,18 +126,18 @@ void add_calibrate_command(CLI::App& app) {
   command
       ->add_option("--min-child-weight", c.classifier.min_child_weight,
                    "least Hessian weight in a leaf")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command->add_option("--lambda", c.classifier.lambda, "L2 regularization of leaf weights")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command->add_option("--alpha", c.classifier.alpha, "L1 regularization of leaf weights")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command
       ->add_option("--early-stopping-rounds", c.classifier.early_stopping_rounds,
                    "rounds without held-out gain before stopping (0: keep all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command
       ->add_option("--validation-fraction", c.classifier.validation_fraction,
@@ -145,7 +145,7 @@ void add_calibrate_command(CLI::App& app) {
       ->check(CLI::Range(0.01, 0.9))
       ->capture_default_str();
   command->add_option("--flow-ratio", c.flow_ratio, "flow samples per data row")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
 
   // The calibrated model.

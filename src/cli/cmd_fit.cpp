@@ -138,26 +138,26 @@ void add_fit_command(CLI::App& app) {
 
   // Training.
   command->add_option("--epochs", options->train.epochs, "most epochs to train")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--batch-size", options->train.batch_size, "rows per minibatch")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--learning-rate", options->train.learning_rate, "Adam step size")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--weight-decay", options->train.weight_decay, "decoupled weight decay")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command
       ->add_option("--clip-norm", options->train.clip_norm,
                    "largest global gradient norm per step (0: no clipping)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command
       ->add_option("--patience", options->train.patience,
                    "epochs without validation gain before stopping")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   add_common_options(command, &options->common);
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -41,13 +42,46 @@ void install_logger() {
 
 }  // namespace
 
+namespace {
+
+// The number in `text`, or an explanation why there is none.
+std::string read_number(const std::string& text, double* value) {
+  char* end = nullptr;
+  errno = 0;
+  *value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
+    return "'" + text + "' is not a number";
+  }
+  return "";
+}
+
+}  // namespace
+
+const CLI::Validator kPositive(
+    [](std::string& text) {
+      double value = 0;
+      const std::string why = read_number(text, &value);
+      if (!why.empty()) return why;
+      return value > 0 ? std::string() : "must be positive, got " + text;
+    },
+    "POSITIVE");
+
+const CLI::Validator kNonNegative(
+    [](std::string& text) {
+      double value = 0;
+      const std::string why = read_number(text, &value);
+      if (!why.empty()) return why;
+      return value >= 0 ? std::string() : "must not be negative, got " + text;
+    },
+    "NONNEGATIVE");
+
 void add_common_options(CLI::App* command, CommonOptions* options, bool with_seed) {
   command
       ->add_option("--device", options->device,
                    "where to compute: cpu, cuda, cuda:N, or auto (a GPU when there is one)")
       ->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads; 0 uses every core")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   if (with_seed) {
     command->add_option("--seed", options->seed, "random seed; equal seeds give equal results")

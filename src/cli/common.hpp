@@ -22,6 +22,11 @@
 
 namespace nfcal::cli {
 
+/// Option checks with plain messages: "--epochs: must be positive, got 0" instead of a range
+/// up to the largest double.
+extern const CLI::Validator kPositive;
+extern const CLI::Validator kNonNegative;
+
 /// Options every command shares.
 struct CommonOptions {
   std::string device = "auto";

@@ -266,28 +266,28 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
       ->capture_default_str();
   command->add_flag("--batch-norm", o->maf.batch_norm, "batch normalization between layers");
   command->add_option("--epochs", o->train.epochs, "most epochs to train")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--batch-size", o->train.batch_size, "rows per minibatch")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--learning-rate", o->train.learning_rate, "Adam step size of the flow")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command
       ->add_option("--clip-norm", o->train.clip_norm,
                    "largest global gradient norm per step (0: no clipping)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command
       ->add_option("--patience", o->train.patience,
                    "epochs without validation gain before stopping")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
 
   // The classifier and the calibrated model.
   command->add_option("--trees", o->calibration.classifier.trees, "most boosting rounds")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   command->add_option("--max-depth", o->calibration.classifier.max_depth, "depth of each tree")
       ->check(CLI::Range(1, 64))
@@ -298,7 +298,7 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
   command->add_option("--flow-ratio", o->calibration.flow_ratio, "flow samples per data row")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   CLI::Option* ceiling = command
                              ->add_option("--ceiling", o->ceiling,
@@ -319,7 +319,7 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   command
       ->add_option("--samples", o->samples,
                    "samples drawn from each model (0: as many as test rows, at most 5000)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegative)
       ->capture_default_str();
   command
       ->add_option("--max-candidates", o->max_candidates,
