@@ -3,6 +3,8 @@
 #include <memory>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/evaluate.hpp"
@@ -28,6 +30,9 @@ void run_evaluate(const EvaluateCommandOptions& options) {
   const std::string device = runtime.device.is_cuda() ? runtime.device.to_string() : "cpu";
   const AnyModel model = load_model(options.model, runtime.threads, device);
   const Matrix<float> test = load_rows(options.data, model.dim(), "test data");
+  if (test.rows() == 1) {
+    spdlog::warn("{}: one row, so the mean log-likelihood has no standard error", options.data);
+  }
 
   log_configuration("evaluate",
                     {{"model", options.model},

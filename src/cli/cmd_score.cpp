@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/error.hpp"
@@ -32,6 +34,9 @@ void run_score(const ScoreOptions& options) {
   const AnyModel model = load_model(options.model, runtime.threads);
   const Maf& flow = model.flow();
   const Matrix<float> x = load_rows(options.data, flow.dim(), "data to score");
+  if (x.rows() == 1) {
+    spdlog::warn("{}: one row, so the mean log-likelihood has no standard error", options.data);
+  }
 
   log_configuration("score", {{"model", options.model},
                               {"data", options.data},
