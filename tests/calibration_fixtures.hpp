@@ -5,13 +5,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/classifier.hpp"
 #include "nfcal/maf.hpp"
+#include "nfcal/rejection_sampler.hpp"
 
 namespace nfcal::testing {
 
@@ -74,6 +77,16 @@ struct GaussianTarget {
           }
         },
         0.0, "exact log ratio");
+  }
+  // n exact draws of the target: rejection from the flow N(0, flow_scale^2 I) with the exact
+  // ratio as the classifier, candidates keyed by seed.
+  Matrix<float> draws(std::size_t n, std::uint64_t seed) const {
+    const CalibratedFlow exact(broad_gaussian_flow(static_cast<int>(mean.size()), flow_scale),
+                               classifier(), std::numeric_limits<double>::infinity(),
+                               LogZEstimate{}, max_log_ratio() + 0.01);
+    SamplerOptions options;
+    options.seed = seed;
+    return sample_calibrated(exact, n, options);
   }
 };
 

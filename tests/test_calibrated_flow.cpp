@@ -291,12 +291,7 @@ TEST_F(CalibratedBundle, ClassifierOfAnotherDimensionIsRejectedOnLoad) {
 
 // Rows of the known Gaussian target, drawn exactly by rejection from the broad flow.
 Matrix<float> target_rows(std::size_t n, std::uint64_t seed) {
-  const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
-  const CalibratedFlow exact(broad_gaussian_flow(2, 2.0), target.classifier(), kInf, LogZEstimate{},
-                             target.max_log_ratio() + 0.01);
-  SamplerOptions options;
-  options.seed = seed;
-  return sample_calibrated(exact, n, options);
+  return GaussianTarget{{1.0, -0.5}, {0.8, 1.2}, 2.0}.draws(n, seed);
 }
 
 CalibrationOptions quick_options(CeilingChoice ceiling) {

@@ -1,7 +1,6 @@
 // The device-dispatching entry points (nfcal/compute.hpp, SamplerOptions::device): on the CPU
 // they return exactly what the CPU objects return, and a GPU that is not there, or a classifier
 // that has no GPU implementation, is a clear error rather than a crash.
-#include <limits>
 #include <memory>
 #include <string>
 
@@ -20,15 +19,10 @@ namespace {
 
 using testing::broad_gaussian_flow;
 using testing::GaussianTarget;
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // A calibrated model with an XGBoost classifier, trained on draws from a Gaussian target.
 CalibratedFlow small_xgboost_model(const Maf& flow) {
-  const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
-  const Matrix<float> data =
-      sample_calibrated(CalibratedFlow(flow, target.classifier(), kInf, LogZEstimate{},
-                                       target.max_log_ratio() + 0.01),
-                        2000, {/*seed=*/9});
+  const Matrix<float> data = GaussianTarget{{1.0, -0.5}, {0.8, 1.2}, 2.0}.draws(2000, 9);
   CalibrationOptions options;
   options.classifier.trees = 20;
   options.classifier.max_depth = 3;

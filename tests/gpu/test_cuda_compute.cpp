@@ -2,7 +2,6 @@
 // against the same calls on the CPU: densities, flow samples, calibrated densities and the
 // calibrated sampler.
 #include <cmath>
-#include <limits>
 
 #include <gtest/gtest.h>
 
@@ -15,8 +14,6 @@
 
 namespace nfcal {
 namespace {
-
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 TEST(CudaCompute, FlowDensitiesAndSamplesMatchTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
@@ -40,11 +37,7 @@ TEST(CudaCompute, FlowDensitiesAndSamplesMatchTheCpu) {
 TEST(CudaCompute, CalibratedModelScoresAndSamplesLikeTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
   const Maf flow = testing::broad_gaussian_flow(2, 2.0);
-  const testing::GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
-  const Matrix<float> data =
-      sample_calibrated(CalibratedFlow(flow, target.classifier(), kInf, LogZEstimate{},
-                                       target.max_log_ratio() + 0.01),
-                        4000, {/*seed=*/9});
+  const Matrix<float> data = testing::GaussianTarget{{1.0, -0.5}, {0.8, 1.2}, 2.0}.draws(4000, 9);
   CalibrationOptions options;
   options.classifier.trees = 30;
   options.classifier.max_depth = 3;
