@@ -1,5 +1,6 @@
 // The calibrated density against exact references (zero, constant and known log ratios), the
 // ceiling choices, the bundle file and its validation, and calibrate() with XGBoost on 2-D data.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -492,6 +493,35 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
   EXPECT_GT(flow_off, 2 * data_off) << "the under-trained flow should smear the moons";
   EXPECT_LT(calibrated_off, 0.5 * flow_off)
       << "data " << data_off << " flow " << flow_off << " calibrated " << calibrated_off;
+}
+
+TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainAndUnaffordableSampling) {
+  auto has = [](const std::vector<std::string>& warnings, const std::string& text) {
+    return std::any_of(warnings.begin(), warnings.end(),
+                       [&](const std::string& w) { return w.find(text) != std::string::npos; });
+  };
+  CalibrationReport clear;
+  clear.improved = true;
+  clear.heldout_gain = 0.2;
+  clear.heldout_gain_se = 0.01;
+  clear.acceptance_predicted = 0.4;
+  EXPECT_TRUE(clear.warnings().empty());
+
+  CalibrationReport none = clear;
+  none.improved = false;
+  none.heldout_gain = -0.01;
+  EXPECT_TRUE(has(none.warnings(), "no gain on held-out rows"));
+
+  CalibrationReport unclear = clear;
+  unclear.heldout_gain = 0.015;
+  EXPECT_TRUE(has(unclear.warnings(), "within two standard errors"));
+  EXPECT_FALSE(has(unclear.warnings(), "no gain"));
+
+  CalibrationReport costly = clear;
+  costly.acceptance_predicted = 1e-5;
+  EXPECT_EQ(costly.warnings().size(), 1u);
+  EXPECT_TRUE(has(costly.warnings(), "would accept 1e-05 of its candidates"));
+  EXPECT_NE(costly.summary().find("warning: the rejection sampler"), std::string::npos);
 }
 
 TEST(Calibrate, RejectsBadOptionsAndDataByName) {

@@ -244,21 +244,34 @@ std::string CalibrationReport::summary() const {
   if (!exact_sampling) {
     out << "no ceiling: the sampling bound is a sampled maximum, so sampling is approximate\n";
   }
+  for (const std::string& warning : warnings()) out << "warning: " << warning << "\n";
+  return out.str();
+}
+
+std::vector<std::string> CalibrationReport::warnings() const {
+  std::vector<std::string> out;
+  char line[256];
   if (!improved) {
-    out << "warning: calibration brought no gain on held-out data; the flow alone scores at "
-           "least as well\n";
+    std::snprintf(line, sizeof(line),
+                  "calibration brought no gain on held-out rows (%.4f +- %.4f nats per row); "
+                  "the flow alone scores at least as well",
+                  heldout_gain, heldout_gain_se);
+    out.emplace_back(line);
   } else if (heldout_gain < 2 * heldout_gain_se) {
-    out << "warning: the held-out gain is within two standard errors of zero; calibration may "
-           "not improve on the flow for new rows\n";
+    std::snprintf(line, sizeof(line),
+                  "the held-out gain (%.4f +- %.4f nats per row) is within two standard errors "
+                  "of zero; calibration may not improve on the flow for new rows",
+                  heldout_gain, heldout_gain_se);
+    out.emplace_back(line);
   }
   if (acceptance_predicted < kLowAcceptance) {
     std::snprintf(line, sizeof(line),
-                  "warning: the sampler would accept %.3g of its candidates; a lower ceiling "
-                  "makes sampling affordable\n",
+                  "the rejection sampler would accept %.3g of its candidates; a lower ceiling "
+                  "or a target acceptance makes sampling affordable",
                   acceptance_predicted);
-    out << line;
+    out.emplace_back(line);
   }
-  return out.str();
+  return out;
 }
 
 // --- calibrate() -----------------------------------------------------------------------------

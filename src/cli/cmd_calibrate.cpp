@@ -1,7 +1,5 @@
 // nfcal calibrate: train an XGBoost classifier against a saved flow and save the calibrated
 // model (flow, classifier, ceiling, log Z) as one bundle file.
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -43,16 +41,9 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   // Inputs and the output path are checked before any long work.
   check_output_path(options.out);
   const Maf flow = load_flow(options.flow);
-  // The classifier holds a share of the rows out, at least one, and trains on the rest.
-  const double held_out = options.calibration.classifier.validation_fraction;
-  std::size_t min_rows = 2;
-  while (std::max<long long>(1, std::llround(held_out * static_cast<double>(min_rows))) >=
-         static_cast<long long>(min_rows)) {
-    ++min_rows;
-  }
-  const Matrix<float> data =
-      load_rows(options.data, flow.dim(), "calibration data", min_rows,
-                "to hold out a validation_fraction of " + format_number(held_out));
+  // The classifier holds at least one row out and trains on the rest.
+  const Matrix<float> data = load_rows(options.data, flow.dim(), "calibration data", 2,
+                                       "to hold rows out for choosing the trees");
   CalibrationOptions calibration = options.calibration;
   calibration.ceiling = ceiling_choice(options);
   calibration.seed = options.common.seed;

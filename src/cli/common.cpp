@@ -40,10 +40,6 @@ void install_logger() {
   spdlog::set_default_logger(logger);
 }
 
-}  // namespace
-
-namespace {
-
 // The number in `text`, or an explanation why there is none.
 std::string read_number(const std::string& text, double* value) {
   char* end = nullptr;
@@ -55,25 +51,25 @@ std::string read_number(const std::string& text, double* value) {
   return "";
 }
 
+// A check that the option is a number for which `holds` is true, else says `requirement`.
+CLI::Validator number_check(bool (*holds)(double), const std::string& requirement,
+                            const std::string& name) {
+  return CLI::Validator(
+      [holds, requirement](std::string& text) {
+        double value = 0;
+        const std::string why = read_number(text, &value);
+        if (!why.empty()) return why;
+        return holds(value) ? std::string() : requirement + ", got " + text;
+      },
+      name);
+}
+
 }  // namespace
 
-const CLI::Validator kPositive(
-    [](std::string& text) {
-      double value = 0;
-      const std::string why = read_number(text, &value);
-      if (!why.empty()) return why;
-      return value > 0 ? std::string() : "must be positive, got " + text;
-    },
-    "POSITIVE");
-
-const CLI::Validator kNonNegative(
-    [](std::string& text) {
-      double value = 0;
-      const std::string why = read_number(text, &value);
-      if (!why.empty()) return why;
-      return value >= 0 ? std::string() : "must not be negative, got " + text;
-    },
-    "NONNEGATIVE");
+const CLI::Validator kPositive =
+    number_check([](double v) { return v > 0; }, "must be positive", "POSITIVE");
+const CLI::Validator kNonNegative =
+    number_check([](double v) { return v >= 0; }, "must not be negative", "NONNEGATIVE");
 
 void add_common_options(CLI::App* command, CommonOptions* options, bool with_seed) {
   command
@@ -210,23 +206,7 @@ void warn_about(const CalibrationReport& report) {
   for (const auto& [ceiling, gain] : report.ceiling_gains) {
     spdlog::debug("ceiling {}: held-out gain {:.5f} nats per row", format_number(ceiling), gain);
   }
-  if (!report.improved) {
-    spdlog::warn(
-        "calibration brought no gain on held-out rows ({:.4f} +- {:.4f} nats per row); "
-        "the flow alone scores at least as well",
-        report.heldout_gain, report.heldout_gain_se);
-  } else if (report.heldout_gain < 2 * report.heldout_gain_se) {
-    spdlog::warn(
-        "the held-out gain ({:.4f} +- {:.4f} nats per row) is within two standard "
-        "errors of zero: calibration may not improve on the flow for new rows",
-        report.heldout_gain, report.heldout_gain_se);
-  }
-  if (report.acceptance_predicted < 1e-3) {
-    spdlog::warn(
-        "the rejection sampler would accept {:.3g} of its candidates; a lower --ceiling "
-        "or a --target-acceptance makes sampling affordable",
-        report.acceptance_predicted);
-  }
+  for (const std::string& warning : report.warnings()) spdlog::warn("{}", warning);
 }
 
 void record_invocation(int argc, const char* const* argv) {

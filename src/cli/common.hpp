@@ -76,9 +76,8 @@ EpochCallback epoch_logger();
 /// A number in a short, stable text form for logs and summaries ("%.6g").
 std::string format_number(double value);
 
-/// Logs a warning for each doubt about a calibration: no held-out gain, a gain within two
-/// standard errors of zero, or a predicted acceptance too low to sample affordably. The held-out
-/// gain of each ceiling the auto mode tried goes to the debug log.
+/// Logs the calibration's warnings (CalibrationReport::warnings), and the held-out gain of
+/// each ceiling the auto mode tried at debug level.
 void warn_about(const CalibrationReport& report);
 
 /// Keeps the program's arguments as typed, for reports that record how they were made.

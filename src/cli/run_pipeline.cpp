@@ -459,6 +459,7 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
   results.trees_kept = calibrated_report.classifier.trees_kept;
   results.heldout_gain = calibrated_report.heldout_gain;
   results.heldout_gain_se = calibrated_report.heldout_gain_se;
+  results.warnings = calibrated_report.warnings();
   results.auc = e.auc;
   results.log_loss = e.log_loss;
   results.log_z = model.log_z();

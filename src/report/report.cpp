@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <iomanip>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -121,8 +120,7 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
      << "| acceptance, measured | " << percent(r.acceptance_measured) << " (" << r.samples_drawn
      << " of " << r.candidates << " candidates) |\n"
      << "| effective sample size of exp(margin) | " << cell(r.ess, 1) << " |\n\n";
-  const std::string verdict = heldout_verdict(r);
-  if (!verdict.empty()) md << "**" << verdict << "**\n\n";
+  for (const std::string& warning : r.warnings) md << "**Warning: " << warning << ".**\n\n";
   if (!r.sampling_failure.empty()) {
     md << "The calibrated model's samples are missing: " << r.sampling_failure
        << ". Its density and the numbers above stand; a lower `--ceiling` (or a "
@@ -141,23 +139,6 @@ Estimate estimate_mean(const std::vector<double>& values) {
   double squares = 0;
   for (const double v : values) squares += (v - mean) * (v - mean);
   return {mean, values.size() > 1 ? std::sqrt(squares / (n - 1) / n) : 0.0};
-}
-
-std::string heldout_verdict(const RunResults& r) {
-  if (std::isnan(r.heldout_gain)) return "";
-  std::ostringstream text;
-  text << std::fixed << std::setprecision(4);
-  if (r.heldout_gain <= 0) {
-    text << "Calibration brought no gain on held-out rows (" << r.heldout_gain << " +- "
-         << r.heldout_gain_se
-         << " nats per row): the calibrated model is no better than the flow. The flow alone is "
-            "the safer model; more data rows or a lower ceiling may help.";
-  } else if (r.heldout_gain < 2 * r.heldout_gain_se) {
-    text << "The held-out gain (" << r.heldout_gain << " +- " << r.heldout_gain_se
-         << " nats per row) is within two standard errors of zero: calibration may not improve "
-            "on the flow for new rows.";
-  }
-  return text.str();
 }
 
 std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
@@ -187,8 +168,8 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
                      {"trees_kept", r.trees_kept},
                      {"heldout_gain", number(r.heldout_gain)},
                      {"heldout_gain_se", number(r.heldout_gain_se)},
-                     {"improved", r.heldout_gain > 0},
-                     {"improvement_clear", r.heldout_gain > 2 * r.heldout_gain_se}};
+                     {"improved", r.heldout_gain > 0}};
+  j["warnings"] = r.warnings;
   j["calibrated_model"] = {
       {"log_z", number(r.log_z)},
       {"log_z_se", number(r.log_z_se)},

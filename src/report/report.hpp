@@ -59,7 +59,8 @@ struct RunResults {
   double ceiling = kMissing;  // +infinity: no ceiling
   double acceptance_predicted = kMissing, acceptance_measured = kMissing;
   std::size_t samples_drawn = 0, candidates = 0;
-  std::string sampling_failure;  // the sampler's message when it stopped at its cap
+  std::string sampling_failure;       // the sampler's message when it stopped at its cap
+  std::vector<std::string> warnings;  // the calibration's (CalibrationReport::warnings)
   std::vector<std::pair<std::string, double>> seconds;  // (step, wall seconds) in order
 };
 
@@ -69,10 +70,6 @@ struct PlotOutcome {
   std::vector<std::string> files;  // PNG names inside the run folder
   std::string reason;              // why pictures were skipped or are incomplete
 };
-
-/// A warning when the held-out rows do not show calibration helping: a gain at or below zero,
-/// or one within two standard errors of zero. Empty when the gain is clear or unknown.
-std::string heldout_verdict(const RunResults& results);
 
 /// metrics.json: every number of `results` (NaN and infinity as null) and the plot outcome.
 std::string metrics_json(const RunResults& results, const PlotOutcome& plots);

@@ -94,6 +94,9 @@ mentions bare/report.md "Pictures were skipped: no Python with matplotlib"
 has hopeless/model.nfcal
 mentions hopeless/metrics.json '"sampling_failure": "rejection sampling stopped at its cap'
 mentions hopeless/report.md "The calibrated model's samples are missing"
+mentions hopeless/report.md "**Warning: the rejection sampler would accept"
+mentions hopeless/metrics.json '"warnings": ['
+mentions hopeless.log "the rejection sampler would accept"
 if ((plots)); then
   has hopeless/marginals.png
 fi
