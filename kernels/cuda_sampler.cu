@@ -13,6 +13,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/features.hpp"
 #include "cuda_accept.cuh"
 #include "cuda_maf_impl.cuh"
 
@@ -31,10 +32,35 @@ double seconds_between(cudaEvent_t begin, cudaEvent_t end) {
   return ms * 1e-3;
 }
 
+// Classifier rows of latent input: each candidate next to the base noise it was drawn from.
+__global__ void latent_features_kernel(const float* candidates, std::size_t n, int dim,
+                                       std::uint64_t seed, std::uint64_t first, float* out) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const auto width = static_cast<std::size_t>(dim);
+  features::latent_sample_row(candidates + i * width, dim, seed, first + i, out + 2 * i * width);
+}
+
+// The rows the classifier scores for candidates keyed (seed, first..first+n-1): the
+// candidates themselves, or the latent rows written into `features`.
+const float* classifier_rows(const float* candidates, std::size_t n, int dim, std::uint64_t seed,
+                             std::uint64_t first, bool latent,
+                             cuda_detail::DeviceBuffer<float>& features, cudaStream_t stream) {
+  if (!latent) return candidates;
+  features.resize(2 * n * static_cast<std::size_t>(dim), "classifier rows");
+  constexpr int kThreads = 256;
+  const auto blocks = static_cast<unsigned>((n + kThreads - 1) / kThreads);
+  latent_features_kernel<<<blocks, kThreads, 0, stream>>>(candidates, n, dim, seed, first,
+                                                          features.data());
+  NFCAL_CUDA_CHECK(cudaGetLastError());
+  return features.data();
+}
+
 }  // namespace
 
 struct CudaCalibratedSampler::Buffers {
   cuda_detail::DeviceBuffer<float> candidates;  // (round, D)
+  cuda_detail::DeviceBuffer<float> features;    // (round, 2 D) for latent input
   cuda_detail::DeviceBuffer<float> margins;     // (round)
   AcceptWorkspace accept;
   cuda_detail::Event marks[4]{
@@ -46,10 +72,12 @@ CudaCalibratedSampler::CudaCalibratedSampler(const CudaMaf& flow,
                                              const DeviceClassifier& classifier,
                                              CudaSamplerConfig config)
     : flow_(flow), classifier_(classifier), config_(config) {
-  if (classifier.num_features() != flow.dim()) {
+  const int columns = config.latent_features ? 2 * flow.dim() : flow.dim();
+  if (classifier.num_features() != columns) {
     throw InvalidArgument("CudaCalibratedSampler: the classifier scores " +
                           std::to_string(classifier.num_features()) + " columns, the flow has " +
-                          std::to_string(flow.dim()));
+                          std::to_string(flow.dim()) +
+                          (config.latent_features ? " (with latent input, twice that)" : ""));
   }
   if (!std::isfinite(config.ceiling)) {
     throw InvalidArgument(
@@ -69,8 +97,10 @@ void CudaCalibratedSampler::sample(std::size_t n, float* d_out, CudaStream strea
   Buffers& b = *buffers_;
   const int dim = flow_.dim();
 
-  // The largest round that fits: candidates, margins, flags and indices per row.
-  const std::size_t bytes_per_candidate = (dim + 2) * sizeof(float) + 1 + sizeof(std::uint32_t);
+  // The largest round that fits: candidates, latent rows, margins, flags and indices per row.
+  const std::size_t row_floats = config_.latent_features ? 3 * dim : dim;
+  const std::size_t bytes_per_candidate =
+      (row_floats + 2) * sizeof(float) + 1 + sizeof(std::uint32_t);
   const std::size_t round_cap =
       cuda_detail::rows_that_fit(bytes_per_candidate, 0.25, config_.max_round);
   std::size_t accepted = 0;
@@ -99,7 +129,9 @@ void CudaCalibratedSampler::sample(std::size_t n, float* d_out, CudaStream strea
     NFCAL_CUDA_CHECK(cudaEventRecord(b.marks[0].get(), stream));
     flow_.sample(round, config_.seed, first, b.candidates.data(), stream);
     NFCAL_CUDA_CHECK(cudaEventRecord(b.marks[1].get(), stream));
-    classifier_.margins(b.candidates.data(), round, b.margins.data(), stream);
+    const float* rows = classifier_rows(b.candidates.data(), round, dim, config_.seed, first,
+                                        config_.latent_features, b.features, stream);
+    classifier_.margins(rows, round, b.margins.data(), stream);
     NFCAL_CUDA_CHECK(cudaEventRecord(b.marks[2].get(), stream));
     launch_accept(b.margins.data(), round, first, AcceptParams{config_.seed, 0.0f, config_.ceiling},
                   b.accept, stream);
@@ -138,7 +170,8 @@ LogZEstimate CudaCalibratedSampler::log_z(std::size_t samples, std::uint64_t see
   const int dim = flow_.dim();
   const std::size_t chunk = std::min<std::size_t>(
       std::max<std::size_t>(samples, 1),
-      cuda_detail::rows_that_fit((dim + 1) * sizeof(float), 0.25, config_.max_round));
+      cuda_detail::rows_that_fit(((config_.latent_features ? 3 * dim : dim) + 1) * sizeof(float),
+                                 0.25, config_.max_round));
   b.candidates.resize(chunk * dim, "log Z samples");
   b.margins.resize(chunk, "log Z margins");
 
@@ -147,7 +180,9 @@ LogZEstimate CudaCalibratedSampler::log_z(std::size_t samples, std::uint64_t see
   for (std::size_t first = 0; first < samples; first += chunk) {
     const std::size_t rows = std::min(chunk, samples - first);
     flow_.sample(rows, seed, first, b.candidates.data(), stream.get());
-    classifier_.margins(b.candidates.data(), rows, b.margins.data(), stream.get());
+    const float* scored = classifier_rows(b.candidates.data(), rows, dim, seed, first,
+                                          config_.latent_features, b.features, stream.get());
+    classifier_.margins(scored, rows, b.margins.data(), stream.get());
     const LogZPartial part =
         log_sum_exp_device(b.margins.data(), rows, config_.ceiling, stream.get());
     total.clipped.merge(part.clipped);

@@ -1,5 +1,6 @@
 // XGBoostClassifier through the C API: margins against a known log density ratio, the class
 // balance, held-out tree selection, model bytes, and errors that carry XGBoost's message.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -129,6 +130,45 @@ TEST(XGBoostClassifier, KeptTreesMaximizeTheSelectionScore) {
   EXPECT_NEAR(heldout_gain(report.heldout_data_margins, report.heldout_flow_margins,
                            std::numeric_limits<double>::infinity()),
               report.best_score, 1e-4);
+}
+
+TEST(XGBoostClassifier, RefitBoostsTheChosenTreesOnEveryRowAndLeavesHeldOutMarginsAlone) {
+  const Matrix<float> data = gaussian_rows(1500, 2, 0.7f, 22);
+  const Matrix<float> flow = gaussian_rows(3000, 2, 0.0f, 23);
+  XGBoostParams p = small_params();
+  p.refit = false;
+  XGBoostTrainReport chosen;
+  const XGBoostClassifier split_model = XGBoostClassifier::train(data, flow, p, {}, &chosen);
+  p.refit = true;
+  XGBoostTrainReport refitted;
+  const XGBoostClassifier refit_model = XGBoostClassifier::train(data, flow, p, {}, &refitted);
+
+  // Selection is untouched: same trees kept, and held-out margins of the model that chose them.
+  EXPECT_FALSE(chosen.refit);
+  EXPECT_TRUE(refitted.refit);
+  EXPECT_EQ(refitted.trees_kept, chosen.trees_kept);
+  EXPECT_EQ(refitted.heldout_data_margins, chosen.heldout_data_margins);
+  EXPECT_EQ(refitted.heldout_flow_margins, chosen.heldout_flow_margins);
+
+  // The returned model is the kept number of trees boosted on all rows: the same as training
+  // that many trees with nothing held out, and not the split model.
+  XGBoostParams all_rows = p;
+  all_rows.refit = false;
+  all_rows.validation_fraction = 0;
+  all_rows.trees = chosen.trees_kept;
+  const XGBoostClassifier reference = XGBoostClassifier::train(data, flow, all_rows);
+  EXPECT_EQ(refit_model.num_trees(), chosen.trees_kept);
+  EXPECT_NEAR(refit_model.balance(), std::log(1500.0 / 3000.0), 1e-12);
+  const Matrix<float> probe = gaussian_rows(300, 2, 0.3f, 24);
+  const std::vector<float> m = refit_model.margins(probe);
+  const std::vector<float> expected = reference.margins(probe);
+  const std::vector<float> split_m = split_model.margins(probe);
+  double differs_from_split = 0;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    EXPECT_NEAR(m[i], expected[i], 1e-3) << "row " << i;
+    differs_from_split = std::max(differs_from_split, std::abs(double(m[i]) - split_m[i]));
+  }
+  EXPECT_GT(differs_from_split, 1e-2);
 }
 
 TEST(XGBoostClassifier, ModelBytesRoundTripToIdenticalMargins) {

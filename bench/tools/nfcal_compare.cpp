@@ -12,6 +12,7 @@
 //   nfcal_compare quality FLOW_DIR DIR   calibrate() with its defaults on DIR/train.npy for
 //                                        the baseline's trained flow, and the test
 //                                        log-likelihoods of both models on DIR/test.npy
+//                                        (--trees, --classifier-input override defaults)
 //
 // Options are "--name value" pairs after the positional arguments; every mode prints one
 // JSON object on stdout and exits 1 with a message on stderr when something is wrong
@@ -48,6 +49,10 @@ struct Arguments {
   }
   int integer(const std::string& name, int fallback) const {
     return static_cast<int>(number(name, fallback));
+  }
+  std::string text(const std::string& name, const std::string& fallback) const {
+    const auto found = options.find(name);
+    return found == options.end() ? fallback : found->second;
   }
   const std::string& at(std::size_t index, const std::string& what) const {
     if (index >= positional.size()) throw nfcal::InvalidArgument("missing argument " + what);
@@ -350,6 +355,9 @@ json quality(const Arguments& args) {
   nfcal::CalibrationOptions options;
   options.seed = static_cast<std::uint64_t>(args.integer("seed", 0));
   options.classifier.seed = options.seed;
+  options.classifier.trees = args.integer("trees", options.classifier.trees);
+  options.classifier_input = nfcal::parse_classifier_input(
+      args.text("classifier-input", nfcal::to_string(options.classifier_input)));
   nfcal::CalibrationReport report;
   const auto start = Clock::now();
   const nfcal::CalibratedFlow model = nfcal::calibrate(flow, train, options, &report);
@@ -362,6 +370,7 @@ json quality(const Arguments& args) {
   out["acceptance_predicted"] = report.acceptance_predicted;
   out["trees_kept"] = report.classifier.trees_kept;
   out["flow_ratio"] = options.flow_ratio;
+  out["classifier_input"] = nfcal::to_string(options.classifier_input);
   out["seconds"] = seconds;
   return out;
 }

@@ -189,6 +189,7 @@ struct CudaSamplerConfig {
   std::uint64_t seed = 0;                             // keys candidate noise and uniforms
   std::size_t max_candidates = std::size_t(1) << 36;  // SamplingError beyond this
   std::size_t max_round = std::size_t(1) << 24;       // candidates per round, at most
+  bool latent_features = false;  // the classifier scores [x, u]: samples and their base noise
 };
 
 /// What the last sample() call did, with the time spent in each stage.

@@ -39,7 +39,10 @@ struct XGBoostParams {
   std::uint64_t seed = 0;            // row and column subsampling, and the held-out split
   int early_stopping_rounds = 50;    // 0: keep every tree (scores are still reported)
   double validation_fraction = 0.2;  // held out of both classes for tree selection
-  std::string device = "cpu";        // "cpu", "cuda" or "cuda:N"
+  // Once the held-out rows have chosen the number of trees, boost that many again on every
+  // row: the final trees see a quarter more data (docs/calibration.md, "Refit").
+  bool refit = true;
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
 
   /// Throws InvalidArgument naming the first field out of range.
   void validate() const;
@@ -65,9 +68,11 @@ struct XGBoostTrainReport {
   bool stopped_early = false;
   std::size_t train_data_rows = 0, train_flow_rows = 0;
   std::size_t heldout_data_rows = 0, heldout_flow_rows = 0;
-  double balance = 0;  // log(n1 / n0) of the training rows
+  double balance = 0;  // log(n1 / n0) of the rows the returned model was trained on
+  bool refit = false;  // the returned model was boosted again on all rows
   double seconds = 0;
-  // Held-out rows and their margins under the kept trees, for reports and ceiling choice.
+  // Held-out rows and their margins under the kept trees of the model that chose them (before
+  // any refit, so they stay held out), for reports and ceiling choice.
   Matrix<float> heldout_data, heldout_flow;
   std::vector<float> heldout_data_margins, heldout_flow_margins;
 };

@@ -110,6 +110,17 @@ double heldout_gain_se(const std::vector<float>& data, const std::vector<float>&
 }
 
 // Mean of a vector in double.
+// The first `count` columns of every row: the data part of classifier rows.
+Matrix<float> leading_columns(const Matrix<float>& rows, int count) {
+  const auto width = static_cast<std::size_t>(count);
+  if (rows.cols() == width) return rows;
+  Matrix<float> out(rows.rows(), width);
+  for (std::size_t i = 0; i < rows.rows(); ++i) {
+    std::copy(rows.row(i), rows.row(i) + width, out.row(i));
+  }
+  return out;
+}
+
 double mean_of(const std::vector<float>& v) {
   double sum = 0;
   for (const float x : v) sum += x;
@@ -218,18 +229,19 @@ double ceiling_for_acceptance(const std::vector<float>& margins, double rate) {
 }
 
 LogZEstimate estimate_flow_log_z(const Maf& flow, const Classifier& classifier, double ceiling,
-                                 std::size_t samples, std::uint64_t seed) {
+                                 std::size_t samples, std::uint64_t seed, ClassifierInput input) {
   const Matrix<float> x = flow.sample(samples, seed);
-  const std::vector<float> m = classifier.margins(x);
+  const std::vector<float> m = classifier.margins(classifier_features_of_samples(input, x, seed));
   return estimate_log_z(m.data(), m.size(), ceiling);
 }
 
 std::string CalibrationReport::summary() const {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof(line), "classifier: XGBoost, kept %d of %d trees%s (%.1f s)\n",
-                classifier.trees_kept, classifier.trees_trained,
-                classifier.stopped_early ? ", stopped early" : "", seconds_classifier);
+  std::snprintf(line, sizeof(line), "classifier: XGBoost on %s, kept %d of %d trees%s%s (%.1f s)\n",
+                to_string(classifier_input).c_str(), classifier.trees_kept,
+                classifier.trees_trained, classifier.stopped_early ? ", stopped early" : "",
+                classifier.refit ? ", refit on all rows" : "", seconds_classifier);
   out << line;
   std::snprintf(line, sizeof(line),
                 "held-out log-likelihood: flow %.4f, calibrated %.4f, gain %+.4f +- %.4f nats\n",
@@ -289,24 +301,39 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   const auto flow_rows_count = std::max<std::size_t>(
       2, static_cast<std::size_t>(
              std::llround(options.flow_ratio * static_cast<double>(data.rows()))));
-  const Matrix<float> flow_rows =
-      sample(flow, flow_rows_count, derived_seed(options.seed, 1), options.device);
+  const std::uint64_t flow_seed = derived_seed(options.seed, 1);
+  const Matrix<float> flow_rows = sample(flow, flow_rows_count, flow_seed, options.device);
   r.seconds_flow_samples = seconds_since(t);
+
+  // What the classifier sees of both sides: the rows, and for latent input their base
+  // coordinates (the data's through the flow, the samples' from the noise they came from).
+  const ClassifierInput input = options.classifier_input;
+  r.classifier_input = input;
+  Matrix<float> data_features = data;
+  if (input == ClassifierInput::kDataAndLatent) {
+    Matrix<float> u(data.rows(), data.cols());
+    std::vector<double> log_det(data.rows());
+    flow.forward(data.data(), data.rows(), u.data(), log_det.data());
+    data_features = classifier_features(input, data.data(), u.data(), data.rows(), flow.dim());
+  }
+  const Matrix<float> flow_features = classifier_features_of_samples(input, flow_rows, flow_seed);
 
   // The classifier, its number of trees chosen on held-out rows.
   t = Clock::now();
-  auto classifier = std::make_shared<XGBoostClassifier>(
-      XGBoostClassifier::train(data, flow_rows, options.classifier, selection_score(options),
-                               &r.classifier, options.on_classifier_round));
+  auto classifier = std::make_shared<XGBoostClassifier>(XGBoostClassifier::train(
+      data_features, flow_features, options.classifier, selection_score(options), &r.classifier,
+      options.on_classifier_round));
   r.seconds_classifier = seconds_since(t);
   const std::vector<float>& data_m = r.classifier.heldout_data_margins;
   const std::vector<float>& flow_m = r.classifier.heldout_flow_margins;
 
   // Fresh flow samples for log Z; for a target acceptance they also place the ceiling.
   t = Clock::now();
+  const std::uint64_t z_seed = derived_seed(options.seed, 2);
   const Matrix<float> z_rows =
-      sample(flow, options.resolved_log_z_samples(), derived_seed(options.seed, 2), options.device);
-  const std::vector<float> z_margins = classifier->margins(z_rows);
+      sample(flow, options.resolved_log_z_samples(), z_seed, options.device);
+  const std::vector<float> z_margins =
+      classifier->margins(classifier_features_of_samples(input, z_rows, z_seed));
   double ceiling = kInf;
   switch (options.ceiling.mode) {
     case CeilingChoice::Mode::kValue:
@@ -329,7 +356,8 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
 
   // Held-out report: the flow's own log-likelihood and what calibration adds to it.
   r.ceiling = ceiling;
-  r.heldout_flow_log_likelihood = mean_of(flow.log_prob(r.classifier.heldout_data));
+  r.heldout_flow_log_likelihood =
+      mean_of(flow.log_prob(leading_columns(r.classifier.heldout_data, flow.dim())));
   r.heldout_gain = heldout_gain(data_m, flow_m, ceiling);
   r.heldout_gain_se = heldout_gain_se(data_m, flow_m, ceiling);
   r.heldout_calibrated_log_likelihood = r.heldout_flow_log_likelihood + r.heldout_gain;
@@ -343,6 +371,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   meta["data_dim"] = data.cols();
   meta["flow_rows"] = flow_rows_count;
   meta["flow_ratio"] = options.flow_ratio;
+  meta["classifier_input"] = to_string(input);
   meta["seed"] = options.seed;
   meta["ceiling_mode"] = options.ceiling.to_string();
   meta["log_z_samples"] = options.resolved_log_z_samples();
@@ -354,7 +383,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   meta["heldout_flow_log_likelihood"] = r.heldout_flow_log_likelihood;
   meta["nfcal_version"] = kVersion;
   meta["xgboost_version"] = xgboost_version();
-  return CalibratedFlow(flow, classifier, ceiling, r.log_z, bound, meta.dump());
+  return CalibratedFlow(flow, classifier, ceiling, r.log_z, bound, meta.dump(), input);
 }
 
 }  // namespace nfcal

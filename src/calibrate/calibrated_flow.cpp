@@ -11,6 +11,8 @@
 #include "nfcal/compute.hpp"
 #include "nfcal/error.hpp"
 
+#include "common/features.hpp"
+
 namespace nfcal {
 
 namespace {
@@ -28,25 +30,70 @@ double finite_field(const Json& header, const std::string& key, const std::strin
   return header[key].get<double>();
 }
 
+constexpr double kHalfLogTwoPi = 0.91893853320467274178;
+
 }  // namespace
+
+// --- Classifier input ------------------------------------------------------------------------
+
+std::string to_string(ClassifierInput input) {
+  return input == ClassifierInput::kData ? "data" : "data+latent";
+}
+
+ClassifierInput parse_classifier_input(const std::string& text) {
+  if (text == "data") return ClassifierInput::kData;
+  if (text == "data+latent") return ClassifierInput::kDataAndLatent;
+  throw InvalidArgument("classifier input '" + text + "' is not one of: data, data+latent");
+}
+
+int classifier_feature_count(ClassifierInput input, int dim) {
+  return input == ClassifierInput::kData ? dim : 2 * dim;
+}
+
+Matrix<float> classifier_features(ClassifierInput input, const float* x, const float* u,
+                                  std::size_t n, int dim) {
+  const auto d = static_cast<std::size_t>(dim);
+  Matrix<float> out(n, static_cast<std::size_t>(classifier_feature_count(input, dim)));
+  for (std::size_t i = 0; i < n; ++i) {
+    std::copy(x + i * d, x + (i + 1) * d, out.row(i));
+    if (input == ClassifierInput::kDataAndLatent)
+      std::copy(u + i * d, u + (i + 1) * d, out.row(i) + d);
+  }
+  return out;
+}
+
+Matrix<float> classifier_features_of_samples(ClassifierInput input, const Matrix<float>& x,
+                                             std::uint64_t seed, std::uint64_t first_row) {
+  if (input == ClassifierInput::kData) return x;
+  const int dim = static_cast<int>(x.cols());
+  Matrix<float> out(x.rows(), 2 * x.cols());
+#pragma omp parallel for schedule(static) if (x.rows() > 4096)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(x.rows()); ++i) {
+    const auto row = static_cast<std::size_t>(i);
+    features::latent_sample_row(x.row(row), dim, seed, first_row + row, out.row(row));
+  }
+  return out;
+}
 
 // --- CalibratedFlow --------------------------------------------------------------------------
 
 CalibratedFlow::CalibratedFlow(Maf flow, std::shared_ptr<const Classifier> classifier,
                                double ceiling, LogZEstimate log_z, double sampling_bound,
-                               std::string metadata_json)
+                               std::string metadata_json, ClassifierInput input)
     : flow_(std::move(flow)),
       classifier_(std::move(classifier)),
       ceiling_(ceiling),
       sampling_bound_(std::isfinite(ceiling) ? ceiling : sampling_bound),
       log_z_(log_z),
-      metadata_json_(std::move(metadata_json)) {
+      metadata_json_(std::move(metadata_json)),
+      input_(input) {
   // The pieces must describe one density over one space.
   if (!classifier_) throw InvalidArgument("CalibratedFlow: the classifier is null");
-  if (classifier_->num_features() != flow_.dim()) {
+  if (classifier_->num_features() != classifier_feature_count(input_, flow_.dim())) {
     throw InvalidArgument("CalibratedFlow: the classifier takes " +
                           std::to_string(classifier_->num_features()) +
-                          " features but the flow has dimension " + std::to_string(flow_.dim()));
+                          " features but the flow has dimension " + std::to_string(flow_.dim()) +
+                          " and the classifier input is " + to_string(input_));
   }
   if (std::isnan(ceiling_) || ceiling_ == -kInf) {
     throw InvalidArgument("CalibratedFlow: the ceiling must be a number or +infinity");
@@ -63,13 +110,57 @@ double CalibratedFlow::acceptance_predicted() const {
   return std::min(1.0, std::exp(log_z_.log_z - sampling_bound_));
 }
 
+void CalibratedFlow::margins(const float* x, std::size_t n, float* out, const float* u) const {
+  if (n == 0) return;
+  if (input_ == ClassifierInput::kData) {
+    classifier_->margins(x, n, out);
+    return;
+  }
+  std::vector<float> mapped;
+  if (u == nullptr) {
+    mapped.resize(n * static_cast<std::size_t>(dim()));
+    std::vector<double> log_det(n);
+    flow_.forward(x, n, mapped.data(), log_det.data());
+    u = mapped.data();
+  }
+  const Matrix<float> rows = classifier_features(input_, x, u, n, dim());
+  classifier_->margins(rows.data(), n, out);
+}
+
+std::vector<float> CalibratedFlow::margins(const Matrix<float>& x) const {
+  if (x.cols() != static_cast<std::size_t>(dim())) {
+    throw DataError("calibrated model: rows have " + std::to_string(x.cols()) +
+                    " columns, the model has dimension " + std::to_string(dim()));
+  }
+  std::vector<float> out(x.rows());
+  margins(x.data(), x.rows(), out.data());
+  return out;
+}
+
 void CalibratedFlow::log_prob(const float* x, std::size_t n, float* out) const {
   if (n == 0) return;
 
-  // Flow density and margins, then the correction in double.
-  flow_.log_prob(x, n, out);
+  // Flow density and margins; latent input shares one pass through the flow between them.
   std::vector<float> m(n);
-  classifier_->margins(x, n, m.data());
+  if (input_ == ClassifierInput::kData) {
+    flow_.log_prob(x, n, out);
+    classifier_->margins(x, n, m.data());
+  } else {
+    const auto d = static_cast<std::size_t>(dim());
+    std::vector<float> u(n * d);
+    std::vector<double> log_det(n);
+    flow_.forward(x, n, u.data(), log_det.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      double squares = 0;
+      for (std::size_t j = 0; j < d; ++j)
+        squares += static_cast<double>(u[i * d + j]) * u[i * d + j];
+      out[i] =
+          static_cast<float>(-0.5 * squares - kHalfLogTwoPi * static_cast<double>(d) + log_det[i]);
+    }
+    margins(x, n, m.data(), u.data());
+  }
+
+  // The correction in double.
   for (std::size_t i = 0; i < n; ++i) {
     const double clipped = std::min(static_cast<double>(m[i]), ceiling_);
     out[i] = static_cast<float>(static_cast<double>(out[i]) + clipped - log_z_.log_z);
@@ -107,6 +198,7 @@ ModelFile CalibratedFlow::encode() const {
   header["log_z_samples"] = log_z_.samples;
   header["max_margin"] = log_z_.max_margin;
   header["classifier"] = {{"type", "xgboost"},
+                          {"input", to_string(input_)},
                           {"num_features", xgb->num_features()},
                           {"trees", xgb->num_trees()},
                           {"balance", xgb->balance()}};
@@ -144,11 +236,23 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
     throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
                            source + ": classifier section: " + e.what());
   }
-  if (classifier->num_features() != flow.dim()) {
+  // Bundles written before latent input existed carry no "input" and score the data alone.
+  ClassifierInput input = ClassifierInput::kData;
+  if (header.contains("classifier") && header["classifier"].is_object() &&
+      header["classifier"].contains("input")) {
+    try {
+      input = parse_classifier_input(header["classifier"]["input"].get<std::string>());
+    } catch (const std::exception& e) {
+      throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                             source + ": header field 'classifier.input': " + e.what());
+    }
+  }
+  if (classifier->num_features() != classifier_feature_count(input, flow.dim())) {
     throw ModelFormatError(
         ModelFormatError::Kind::kCorrupted,
         source + ": the classifier takes " + std::to_string(classifier->num_features()) +
-            " features but the flow has dimension " + std::to_string(flow.dim()));
+            " features but the flow has dimension " + std::to_string(flow.dim()) +
+            " and the classifier input is " + to_string(input));
   }
 
   // The numbers of the density.
@@ -163,7 +267,8 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
   log_z.max_margin = header.value("max_margin", 0.0);
   const double bound = finite_field(header, "sampling_bound", source);
   const std::string metadata = header.contains("metadata") ? header["metadata"].dump() : "{}";
-  return CalibratedFlow(std::move(flow), std::move(classifier), ceiling, log_z, bound, metadata);
+  return CalibratedFlow(std::move(flow), std::move(classifier), ceiling, log_z, bound, metadata,
+                        input);
 }
 
 void CalibratedFlow::save(const std::string& path) const { write_model_file(path, encode()); }

@@ -39,8 +39,8 @@ CudaBooster device_booster(const CalibratedFlow& model, int device) {
                           ") runs on the CPU only; use --device cpu");
   }
   const std::string bytes = booster->to_bytes("ubj");
-  return CudaBooster(std::vector<char>(bytes.begin(), bytes.end()), model.dim(), booster->balance(),
-                     device);
+  return CudaBooster(std::vector<char>(bytes.begin(), bytes.end()), booster->num_features(),
+                     booster->balance(), device);
 }
 #else
 [[noreturn]] void no_cuda_backend() {
@@ -78,7 +78,19 @@ std::vector<float> log_prob(const CalibratedFlow& model, const Matrix<float>& x,
   if (!device.is_cuda()) return model.log_prob(x);
 #if defined(NFCAL_WITH_CUDA)
   // The booster's margins and the flow's density on the GPU, the correction in double here.
-  const std::vector<float> margins = device_booster(model, device.index).margins(x);
+  // Latent input takes its base coordinates from the CPU flow: the device density pass
+  // reduces them to a log density and keeps none.
+  const CudaBooster booster = device_booster(model, device.index);
+  std::vector<float> margins;
+  if (model.classifier_input() == ClassifierInput::kData) {
+    margins = booster.margins(x);
+  } else {
+    Matrix<float> u(x.rows(), x.cols());
+    std::vector<double> log_det(x.rows());
+    model.flow().forward(x.data(), x.rows(), u.data(), log_det.data());
+    margins = booster.margins(
+        classifier_features(model.classifier_input(), x.data(), u.data(), x.rows(), model.dim()));
+  }
   std::vector<float> out = CudaMaf(model.flow(), device.index).log_prob(x);
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (std::isnan(margins[i])) {
@@ -109,6 +121,7 @@ Matrix<float> sample_calibrated_on_device(const CalibratedFlow& model, std::size
   CudaSamplerConfig config;
   config.ceiling = static_cast<float>(model.sampling_bound());
   config.seed = options.seed;
+  config.latent_features = model.classifier_input() == ClassifierInput::kDataAndLatent;
   config.max_candidates = options.max_candidates > 0 ? options.max_candidates
                                                      : std::max<std::size_t>(1000000, 1000 * n);
   CudaCalibratedSampler sampler(flow, booster, config);

@@ -45,8 +45,10 @@ nlohmann::json number_or_null(double v) {
 void classifier_metrics(const CalibratedFlow& model, const Matrix<float>& test, std::uint64_t seed,
                         Evaluation* e) {
   const Matrix<float> flow_rows = model.flow().sample(test.rows(), seed);
-  const std::vector<float> positive = model.classifier().margins(test);
-  const std::vector<float> negative = model.classifier().margins(flow_rows);
+  const std::vector<float> positive = model.margins(test);
+  std::vector<float> negative(flow_rows.rows());
+  const Matrix<float> flow_noise = Maf::base_noise(flow_rows.rows(), model.dim(), seed);
+  model.margins(flow_rows.data(), flow_rows.rows(), negative.data(), flow_noise.data());
   e->auc = area_under_curve(positive, negative);
   double loss = 0;
   for (const float m : positive) loss += softplus_neg(m);

@@ -97,12 +97,14 @@ Matrix<float> sample_calibrated(const CalibratedFlow& model, std::size_t n,
     const std::size_t batch = round_size(n - filled, rate, options, cap - r.candidates);
     const std::size_t first = r.candidates;
     auto t = Clock::now();
-    const Matrix<float> x = model.flow().sample(batch, options.seed, first);
+    const Matrix<float> u = Maf::base_noise(batch, dim, options.seed, first);
+    Matrix<float> x(batch, static_cast<std::size_t>(dim));
+    model.flow().inverse(u.data(), batch, x.data());
     r.seconds_flow += seconds_since(t);
 
     t = Clock::now();
     margins.resize(batch);
-    model.classifier().margins(x.data(), batch, margins.data());
+    model.margins(x.data(), batch, margins.data(), u.data());
     r.seconds_classifier += seconds_since(t);
 
     // The keyed test for every candidate, then the accepted ones in order.

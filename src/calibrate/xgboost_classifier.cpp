@@ -120,6 +120,37 @@ std::size_t heldout_count(std::size_t n, double fraction, const char* what) {
 }
 
 // Raw margins of a DMatrix from the booster's prediction cache, with the balance removed.
+// A booster over the cached matrices with the calibration parameters, owned by the caller.
+// base_score is the class prior n1 / (n1 + n0), so the starting margin is exactly the
+// balance log(n1 / n0).
+BoosterHandle create_booster(const std::vector<DMatrixHandle>& cache, const XGBoostParams& params,
+                             std::size_t n1, std::size_t n0, int threads) {
+  BoosterHandle h = nullptr;
+  check_xgb(XGBoosterCreate(cache.data(), cache.size(), &h), "XGBoosterCreate");
+  try {
+    set_param(h, "validate_parameters", "1");
+    set_param(h, "verbosity", "1");
+    set_param(h, "objective", "binary:logistic");
+    set_param(h, "tree_method", "hist");
+    set_param(h, "base_score", exact(static_cast<double>(n1) / static_cast<double>(n1 + n0)));
+    set_param(h, "max_depth", std::to_string(params.max_depth));
+    set_param(h, "eta", exact(params.learning_rate));
+    set_param(h, "subsample", exact(params.subsample));
+    set_param(h, "colsample_bytree", exact(params.colsample));
+    set_param(h, "min_child_weight", exact(params.min_child_weight));
+    set_param(h, "lambda", exact(params.lambda));
+    set_param(h, "alpha", exact(params.alpha));
+    set_param(h, "max_bin", std::to_string(params.max_bin));
+    set_param(h, "nthread", std::to_string(threads));
+    set_param(h, "seed", std::to_string(params.seed & 0x7fffffffu));
+    set_param(h, "device", params.device);
+  } catch (...) {
+    XGBoosterFree(h);
+    throw;
+  }
+  return h;
+}
+
 std::vector<float> cached_margins(BoosterHandle booster, DMatrixHandle rows, double balance) {
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
@@ -175,6 +206,7 @@ std::string XGBoostParams::to_json() const {
   j["threads"] = threads;
   j["seed"] = seed;
   j["early_stopping_rounds"] = early_stopping_rounds;
+  j["refit"] = refit;
   j["validation_fraction"] = validation_fraction;
   j["device"] = device;
   return j.dump();
@@ -257,29 +289,9 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
     cache.push_back(heldout1_matrix.handle);
     cache.push_back(heldout0_matrix.handle);
   }
-  BoosterHandle raw = nullptr;
-  check_xgb(XGBoosterCreate(cache.data(), cache.size(), &raw), "XGBoosterCreate");
-  auto booster = std::make_unique<Booster>(raw);
-
-  // Parameters. base_score is the class prior, so the starting margin is exactly the balance.
-  const double balance = std::log(static_cast<double>(n1) / static_cast<double>(n0));
+  auto booster = std::make_unique<Booster>(create_booster(cache, params, n1, n0, threads));
   BoosterHandle h = booster->handle;
-  set_param(h, "validate_parameters", "1");
-  set_param(h, "verbosity", "1");
-  set_param(h, "objective", "binary:logistic");
-  set_param(h, "tree_method", "hist");
-  set_param(h, "base_score", exact(static_cast<double>(n1) / static_cast<double>(n1 + n0)));
-  set_param(h, "max_depth", std::to_string(params.max_depth));
-  set_param(h, "eta", exact(params.learning_rate));
-  set_param(h, "subsample", exact(params.subsample));
-  set_param(h, "colsample_bytree", exact(params.colsample));
-  set_param(h, "min_child_weight", exact(params.min_child_weight));
-  set_param(h, "lambda", exact(params.lambda));
-  set_param(h, "alpha", exact(params.alpha));
-  set_param(h, "max_bin", std::to_string(params.max_bin));
-  set_param(h, "nthread", std::to_string(threads));
-  set_param(h, "seed", std::to_string(params.seed & 0x7fffffffu));
-  set_param(h, "device", params.device);
+  const double balance = std::log(static_cast<double>(n1) / static_cast<double>(n0));
 
   // Boost one round at a time, scoring the held-out rows after each.
   const SelectionScore selection =
@@ -324,6 +336,37 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   check_xgb(XGBoosterReset(h), "XGBoosterReset");
   check_xgb(XGBoosterSetAttr(h, kBalanceAttribute, exact(balance).c_str()), "XGBoosterSetAttr");
   XGBoostClassifier classifier(std::move(booster));
+  if (hold1 > 0) {
+    r.heldout_data_margins = classifier.margins(heldout1);
+    r.heldout_flow_margins = classifier.margins(heldout0);
+  }
+
+  // Refit: the chosen number of trees again, on the training and the held-out rows together.
+  r.balance = balance;
+  if (params.refit && hold1 > 0 && best > 0) {
+    Matrix<float> all_rows(data.rows() + flow_rows.rows(), data.cols());
+    std::copy(data.data(), data.data() + data.size(), all_rows.row(0));
+    std::copy(flow_rows.data(), flow_rows.data() + flow_rows.size(), all_rows.row(data.rows()));
+    std::vector<float> all_labels(all_rows.rows(), 0.0f);
+    std::fill_n(all_labels.begin(), data.rows(), 1.0f);
+    DMatrix all_matrix;
+    make_dmatrix(&all_matrix, all_rows, &all_labels, threads);
+    auto refitted = std::make_unique<Booster>(
+        create_booster({all_matrix.handle}, params, data.rows(), flow_rows.rows(), threads));
+    for (int k = 0; k < best; ++k) {
+      check_xgb(XGBoosterUpdateOneIter(refitted->handle, k, all_matrix.handle),
+                "XGBoosterUpdateOneIter");
+      if (on_round) {
+        on_round(round + k + 1, round + best, std::numeric_limits<double>::quiet_NaN());
+      }
+    }
+    r.balance = std::log(static_cast<double>(data.rows()) / static_cast<double>(flow_rows.rows()));
+    check_xgb(XGBoosterReset(refitted->handle), "XGBoosterReset");
+    check_xgb(XGBoosterSetAttr(refitted->handle, kBalanceAttribute, exact(r.balance).c_str()),
+              "XGBoosterSetAttr");
+    classifier = XGBoostClassifier(std::move(refitted));
+    r.refit = true;
+  }
 
   // The report: what was run, what was kept, and the held-out rows with their margins.
   r.trees_trained = round;
@@ -334,11 +377,6 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   r.train_flow_rows = n0;
   r.heldout_data_rows = hold1;
   r.heldout_flow_rows = hold0;
-  r.balance = balance;
-  if (hold1 > 0) {
-    r.heldout_data_margins = classifier.margins(heldout1);
-    r.heldout_flow_margins = classifier.margins(heldout0);
-  }
   r.heldout_data = std::move(heldout1);
   r.heldout_flow = std::move(heldout0);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

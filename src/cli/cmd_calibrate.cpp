@@ -65,6 +65,8 @@ void run_calibrate(const CalibrateCommandOptions& options) {
        {"learning_rate", format_number(calibration.classifier.learning_rate)},
        {"early_stopping_rounds", std::to_string(calibration.classifier.early_stopping_rounds)},
        {"flow_ratio", format_number(calibration.flow_ratio)},
+       {"classifier_input", to_string(calibration.classifier_input)},
+       {"refit", calibration.classifier.refit ? "true" : "false"},
        {"ceiling", calibration.ceiling.to_string()},
        {"log_z_samples", std::to_string(calibration.resolved_log_z_samples())},
        {"seed", std::to_string(calibration.seed)},
@@ -138,6 +140,7 @@ void add_calibrate_command(CLI::App& app) {
   command->add_option("--flow-ratio", c.flow_ratio, "flow samples per data row")
       ->check(kPositive)
       ->capture_default_str();
+  add_classifier_input_options(command, &c);
 
   // The calibrated model.
   CLI::Option* ceiling = command

@@ -71,6 +71,23 @@ const CLI::Validator kPositive =
 const CLI::Validator kNonNegative =
     number_check([](double v) { return v >= 0; }, "must not be negative", "NONNEGATIVE");
 
+void add_classifier_input_options(CLI::App* command, CalibrationOptions* options) {
+  ClassifierInput* input = &options->classifier_input;
+  command
+      ->add_option_function<std::string>(
+          "--classifier-input",
+          [input](const std::string& text) { *input = parse_classifier_input(text); },
+          "what the classifier scores: data, or data+latent (each row with its base "
+          "coordinates under the flow)")
+      ->check(CLI::IsMember({"data", "data+latent"}))
+      ->default_str(to_string(*input));
+  bool* refit = &options->classifier.refit;
+  command->add_flag_callback(
+      "--no-refit", [refit] { *refit = false; },
+      "keep the trees boosted without the held-out rows instead of boosting the chosen number "
+      "again on every row");
+}
+
 void add_common_options(CLI::App* command, CommonOptions* options, bool with_seed) {
   command
       ->add_option("--device", options->device,

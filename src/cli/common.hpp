@@ -27,6 +27,9 @@ namespace nfcal::cli {
 extern const CLI::Validator kPositive;
 extern const CLI::Validator kNonNegative;
 
+/// Adds --classifier-input (data or data+latent) and --no-refit to `command`.
+void add_classifier_input_options(CLI::App* command, CalibrationOptions* options);
+
 /// Options every command shares.
 struct CommonOptions {
   std::string device = "auto";

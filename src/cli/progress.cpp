@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -84,12 +85,21 @@ EpochCallback training_progress(ProgressBar* bar) {
 }
 
 RoundCallback classifier_progress(ProgressBar* bar) {
+  // Rounds without a score are the refit on all rows, counted on after the chosen ones.
   return [bar](int rounds, int rounds_at_most, double score) {
+    const bool refit = std::isnan(score);
     if (!bar->enabled()) {
-      spdlog::debug("classifier round {}/{}: held-out gain {:.5f}", rounds, rounds_at_most, score);
+      if (refit) {
+        spdlog::debug("classifier refit round {}/{}", rounds, rounds_at_most);
+      } else {
+        spdlog::debug("classifier round {}/{}: held-out gain {:.5f}", rounds, rounds_at_most,
+                      score);
+      }
       return;
     }
-    bar->update(static_cast<std::size_t>(rounds), fmt::format("gain {:.4f}", score));
+    bar->set_total(static_cast<std::size_t>(rounds_at_most));
+    bar->update(static_cast<std::size_t>(rounds),
+                refit ? std::string("refit on all rows") : fmt::format("gain {:.4f}", score));
   };
 }
 

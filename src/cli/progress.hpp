@@ -29,6 +29,8 @@ class ProgressBar {
   bool enabled() const { return enabled_; }
   /// Moves the bar to `done` steps, with a short status (e.g. the last loss) after it.
   void update(std::size_t done, const std::string& status = "");
+  /// Changes the number of steps the bar counts to (a phase of unforeseen length).
+  void set_total(std::size_t total) { total_ = total; }
   /// Ends the bar's line; later updates are ignored.
   void finish();
 

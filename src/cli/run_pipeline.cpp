@@ -112,6 +112,8 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"max_depth", std::to_string(calibration.classifier.max_depth)},
           {"classifier_learning_rate", format_number(calibration.classifier.learning_rate)},
           {"flow_ratio", format_number(calibration.flow_ratio)},
+          {"classifier_input", to_string(calibration.classifier_input)},
+          {"refit", calibration.classifier.refit ? "true" : "false"},
           {"ceiling", calibration.ceiling.to_string()},
           {"log_z_samples", std::to_string(calibration.resolved_log_z_samples())},
           {"samples", std::to_string(samples)},
@@ -300,6 +302,7 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   command->add_option("--flow-ratio", o->calibration.flow_ratio, "flow samples per data row")
       ->check(kPositive)
       ->capture_default_str();
+  add_classifier_input_options(command, &o->calibration);
   CLI::Option* ceiling = command
                              ->add_option("--ceiling", o->ceiling,
                                           "margin ceiling L in nats, auto (best held-out), or none")
@@ -457,6 +460,8 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
   results.best_epoch = fitted.best_epoch;
   results.trees_trained = calibrated_report.classifier.trees_trained;
   results.trees_kept = calibrated_report.classifier.trees_kept;
+  results.classifier_input = to_string(calibrated_report.classifier_input);
+  results.refit = calibrated_report.classifier.refit;
   results.heldout_gain = calibrated_report.heldout_gain;
   results.heldout_gain_se = calibrated_report.heldout_gain_se;
   results.warnings = calibrated_report.warnings();

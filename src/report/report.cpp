@@ -111,7 +111,9 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
   md << "| quantity | value |\n|---|---:|\n"
      << "| classifier AUC, test rows vs flow samples | " << cell(r.auc) << " |\n"
      << "| classifier log-loss | " << cell(r.log_loss) << " |\n"
-     << "| trees kept / trained | " << r.trees_kept << " / " << r.trees_trained << " |\n"
+     << "| classifier input | " << r.classifier_input << " |\n"
+     << "| trees kept / trained | " << r.trees_kept << " / " << r.trees_trained
+     << (r.refit ? ", refit on all rows" : "") << " |\n"
      << "| held-out gain (nats per row) | " << cell(r.heldout_gain) << " +- "
      << cell(r.heldout_gain_se) << " |\n"
      << "| log Z | " << cell(r.log_z) << " +- " << cell(r.log_z_se) << " |\n"
@@ -166,6 +168,8 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
                      {"log_loss", number(r.log_loss)},
                      {"trees_trained", r.trees_trained},
                      {"trees_kept", r.trees_kept},
+                     {"input", r.classifier_input},
+                     {"refit", r.refit},
                      {"heldout_gain", number(r.heldout_gain)},
                      {"heldout_gain_se", number(r.heldout_gain_se)},
                      {"improved", r.heldout_gain > 0}};

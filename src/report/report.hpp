@@ -53,6 +53,8 @@ struct RunResults {
   PixelSpace pixel_space;
   int epochs_run = 0, best_epoch = 0;
   int trees_trained = 0, trees_kept = 0;
+  std::string classifier_input = "data";  // what the classifier scored
+  bool refit = false;                     // the kept trees were boosted again on all rows
   double heldout_gain = kMissing, heldout_gain_se = kMissing;
   double auc = kMissing, log_loss = kMissing;
   double log_z = kMissing, log_z_se = kMissing, ess = kMissing;

@@ -2,6 +2,7 @@
 // against the same calls on the CPU: densities, flow samples, calibrated densities and the
 // calibrated sampler.
 #include <cmath>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -34,7 +35,11 @@ TEST(CudaCompute, FlowDensitiesAndSamplesMatchTheCpu) {
   EXPECT_LT(sample_error, 2e-4);
 }
 
-TEST(CudaCompute, CalibratedModelScoresAndSamplesLikeTheCpu) {
+// Both classifier inputs: the rows alone, and the rows with their base coordinates (which the
+// GPU sampler writes from the candidates' keyed noise).
+class CudaComputeInput : public ::testing::TestWithParam<ClassifierInput> {};
+
+TEST_P(CudaComputeInput, CalibratedModelScoresAndSamplesLikeTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
   const Maf flow = testing::broad_gaussian_flow(2, 2.0);
   const Matrix<float> data = testing::GaussianTarget{{1.0, -0.5}, {0.8, 1.2}, 2.0}.draws(4000, 9);
@@ -43,6 +48,7 @@ TEST(CudaCompute, CalibratedModelScoresAndSamplesLikeTheCpu) {
   options.classifier.max_depth = 3;
   options.log_z_samples = 20000;
   options.ceiling = CeilingChoice::fixed(1.0);
+  options.classifier_input = GetParam();
   const CalibratedFlow model = calibrate(flow, data, options);
 
   // Densities: the same trees on both sides; a row one rounding step from a split may take
@@ -54,7 +60,8 @@ TEST(CudaCompute, CalibratedModelScoresAndSamplesLikeTheCpu) {
   for (std::size_t i = 0; i < x.rows(); ++i) {
     if (std::fabs(gpu_lp[i] - cpu_lp[i]) > gpu_test::tolerance(cpu_lp[i])) ++differing;
   }
-  gpu_test::report_parity("compute_calibrated_log_prob_rows_off",
+  const std::string parity_name = "compute_calibrated_log_prob_rows_off_" + to_string(GetParam());
+  gpu_test::report_parity(parity_name.c_str(),
                           static_cast<double>(differing) / static_cast<double>(x.rows()));
   EXPECT_LT(differing, x.rows() / 100);
 
@@ -81,6 +88,13 @@ TEST(CudaCompute, CalibratedModelScoresAndSamplesLikeTheCpu) {
     EXPECT_NEAR(gpu_mean, cpu_mean, 0.02) << "column " << d;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(BothInputs, CudaComputeInput,
+                         ::testing::Values(ClassifierInput::kData, ClassifierInput::kDataAndLatent),
+                         [](const ::testing::TestParamInfo<ClassifierInput>& param) {
+                           return param.param == ClassifierInput::kData ? std::string("Data")
+                                                                        : std::string("Latent");
+                         });
 
 }  // namespace
 }  // namespace nfcal

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <xgboost/c_api.h>
 
+#include "nfcal/calibrated_flow.hpp"
 #include "nfcal/cuda.hpp"
 #include "nfcal/error.hpp"
 
@@ -167,6 +168,43 @@ TEST(CudaXGBoost, CalibratedSamplingWithABoosterAcceptsTheCpuRowsForAFixedSeed) 
   EXPECT_TRUE(std::isfinite(z.log_z));
   EXPECT_LE(z.log_z, 1.0 + 1e-6);  // the clipped margin never exceeds the ceiling
   EXPECT_GT(z.se, 0.0);
+}
+
+TEST(CudaXGBoost, LatentSamplingScoresEachCandidateWithItsOwnBaseNoise) {
+  NFCAL_SKIP_WITHOUT_GPU();
+  // A booster over [x, u] of a 3-D flow: 6 features.
+  const Labelled data = two_classes(2000, 2000, 6, 5);
+  const std::vector<char> model = train_on_host(data, 20);
+  const Maf host_flow = gpu_test::random_flow(3, 16, 1, false, 33);
+  const CudaMaf gpu(host_flow);
+  const CudaBooster booster(model, 6, 0.0);
+  CudaSamplerConfig config;
+  config.ceiling = 1.0f;
+  config.seed = 14;
+  config.latent_features = true;
+  CudaCalibratedSampler sampler(gpu, booster, config);
+  const Matrix<float> out = sampler.sample(1500);
+
+  // The CPU rule on the same candidates, scored on their rows next to the keyed noise.
+  const std::size_t pool = sampler.last_stats().candidates;
+  const Matrix<float> candidates = gpu.sample(pool, 14, 0);
+  const std::vector<float> margins = host_margins(
+      model, classifier_features_of_samples(ClassifierInput::kDataAndLatent, candidates, 14, 0));
+  Matrix<float> expected(1500, 3);
+  std::size_t accepted = 0;
+  for (std::size_t i = 0; i < pool && accepted < 1500; ++i) {
+    const float clipped = calib::clipped_margin(margins[i], 0.0f, 1.0f);
+    if (!calib::accept_candidate(14, i, clipped, 1.0f)) continue;
+    std::copy(candidates.row(i), candidates.row(i) + 3, expected.row(accepted++));
+  }
+  ASSERT_EQ(accepted, 1500u);
+  const double error = max_relative_error(out.data(), expected.data(), expected.size());
+  report_parity("calibrated_rows_xgboost_latent", error);
+  EXPECT_LT(error, 1e-6);
+
+  // A booster of the wrong width is refused before any work.
+  const CudaBooster narrow(train_on_host(two_classes(500, 500, 3, 6), 5), 3, 0.0);
+  EXPECT_THROW(CudaCalibratedSampler(gpu, narrow, config), InvalidArgument);
 }
 
 }  // namespace

@@ -39,6 +39,23 @@ mentions none.out "approximate"
   --target-acceptance 0.4 --log-z-samples 5000 "${quick[@]}" >target.out
 mentions target.out "predicted acceptance 0.4000"
 
+# The classifier input: latent by default, the data alone on request, anything else refused.
+mentions auto.out "XGBoost on data+latent"
+mentions auto.out "refit on all rows"
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out plain.nfcal --trees 30 \
+  --classifier-input data --no-refit --log-z-samples 5000 "${quick[@]}" >plain.out
+mentions plain.out "XGBoost on data,"
+grep -qF "refit" plain.out && fail "--no-refit still refit: $(cat plain.out)"
+"$nfcal" score --model plain.nfcal --data train.csv --out plain.npy "${quick[@]}" >/dev/null
+set +e
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out bad.nfcal \
+  --classifier-input pixels "${quick[@]}" >/dev/null 2>input.err
+status=$?
+set -e
+[[ "$status" == 2 ]] || fail "--classifier-input pixels: status $status, expected 2"
+mentions input.err "pixels"
+[[ ! -e bad.nfcal ]] || fail "a bad --classifier-input left bad.nfcal behind"
+
 # --ceiling and --target-acceptance exclude each other: a usage error.
 set +e
 "$nfcal" calibrate --flow flow.nfcal --data train.csv --out both.nfcal --ceiling 1 \
