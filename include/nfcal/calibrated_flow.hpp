@@ -46,7 +46,7 @@ Matrix<float> classifier_features(ClassifierInput input, const float* x, const f
                                   std::size_t n, int dim);
 /// The classifier's rows for flow samples x (n, dim) drawn by Maf::sample(n, seed, first_row):
 /// their base coordinates are the keyed noise they came from.
-Matrix<float> classifier_features_of_samples(ClassifierInput input, const Matrix<float>& x,
+Matrix<float> classifier_features_of_samples(ClassifierInput input, Matrix<float> x,
                                              std::uint64_t seed, std::uint64_t first_row = 0);
 
 /// How the ceiling L is chosen.

@@ -301,28 +301,32 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   const auto flow_rows_count = std::max<std::size_t>(
       2, static_cast<std::size_t>(
              std::llround(options.flow_ratio * static_cast<double>(data.rows()))));
-  const std::uint64_t flow_seed = derived_seed(options.seed, 1);
-  const Matrix<float> flow_rows = sample(flow, flow_rows_count, flow_seed, options.device);
-  r.seconds_flow_samples = seconds_since(t);
 
   // What the classifier sees of both sides: the rows, and for latent input their base
   // coordinates (the data's through the flow, the samples' from the noise they came from).
   const ClassifierInput input = options.classifier_input;
   r.classifier_input = input;
-  Matrix<float> data_features = data;
+  const std::uint64_t flow_seed = derived_seed(options.seed, 1);
+  Matrix<float> flow_features = classifier_features_of_samples(
+      input, sample(flow, flow_rows_count, flow_seed, options.device), flow_seed);
+  r.seconds_flow_samples = seconds_since(t);
+  Matrix<float> latent_data;
   if (input == ClassifierInput::kDataAndLatent) {
     Matrix<float> u(data.rows(), data.cols());
     std::vector<double> log_det(data.rows());
     flow.forward(data.data(), data.rows(), u.data(), log_det.data());
-    data_features = classifier_features(input, data.data(), u.data(), data.rows(), flow.dim());
+    latent_data = classifier_features(input, data.data(), u.data(), data.rows(), flow.dim());
   }
-  const Matrix<float> flow_features = classifier_features_of_samples(input, flow_rows, flow_seed);
+  const Matrix<float>& data_features = latent_data.rows() > 0 ? latent_data : data;
 
-  // The classifier, its number of trees chosen on held-out rows.
+  // The classifier, its number of trees chosen on held-out rows. Wide rows cost gigabytes,
+  // so the flow's go as soon as XGBoost holds its own copy.
   t = Clock::now();
   auto classifier = std::make_shared<XGBoostClassifier>(XGBoostClassifier::train(
       data_features, flow_features, options.classifier, selection_score(options), &r.classifier,
       options.on_classifier_round));
+  flow_features = Matrix<float>();
+  latent_data = Matrix<float>();
   r.seconds_classifier = seconds_since(t);
   const std::vector<float>& data_m = r.classifier.heldout_data_margins;
   const std::vector<float>& flow_m = r.classifier.heldout_flow_margins;
@@ -330,10 +334,8 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   // Fresh flow samples for log Z; for a target acceptance they also place the ceiling.
   t = Clock::now();
   const std::uint64_t z_seed = derived_seed(options.seed, 2);
-  const Matrix<float> z_rows =
-      sample(flow, options.resolved_log_z_samples(), z_seed, options.device);
-  const std::vector<float> z_margins =
-      classifier->margins(classifier_features_of_samples(input, z_rows, z_seed));
+  const std::vector<float> z_margins = classifier->margins(classifier_features_of_samples(
+      input, sample(flow, options.resolved_log_z_samples(), z_seed, options.device), z_seed));
   double ceiling = kInf;
   switch (options.ceiling.mode) {
     case CeilingChoice::Mode::kValue:

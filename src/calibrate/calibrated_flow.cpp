@@ -62,7 +62,7 @@ Matrix<float> classifier_features(ClassifierInput input, const float* x, const f
   return out;
 }
 
-Matrix<float> classifier_features_of_samples(ClassifierInput input, const Matrix<float>& x,
+Matrix<float> classifier_features_of_samples(ClassifierInput input, Matrix<float> x,
                                              std::uint64_t seed, std::uint64_t first_row) {
   if (input == ClassifierInput::kData) return x;
   const int dim = static_cast<int>(x.cols());

@@ -279,15 +279,19 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   Matrix<float> heldout0 = gather_rows(flow_rows, order0, n0, hold0);
 
   // DMatrices; the held-out ones join the booster's cache so each round adds one tree's
-  // predictions instead of recomputing all of them.
-  DMatrix train_matrix, heldout1_matrix, heldout0_matrix;
-  make_dmatrix(&train_matrix, train_rows, &labels, threads);
-  std::vector<DMatrixHandle> cache{train_matrix.handle};
+  // predictions instead of recomputing all of them. XGBoost keeps its own copy of the rows,
+  // so ours go at once: with wide rows they are gigabytes.
+  auto train_matrix = std::make_unique<DMatrix>();
+  auto heldout1_matrix = std::make_unique<DMatrix>();
+  auto heldout0_matrix = std::make_unique<DMatrix>();
+  make_dmatrix(train_matrix.get(), train_rows, &labels, threads);
+  train_rows = Matrix<float>();
+  std::vector<DMatrixHandle> cache{train_matrix->handle};
   if (hold1 > 0) {
-    make_dmatrix(&heldout1_matrix, heldout1, nullptr, threads);
-    make_dmatrix(&heldout0_matrix, heldout0, nullptr, threads);
-    cache.push_back(heldout1_matrix.handle);
-    cache.push_back(heldout0_matrix.handle);
+    make_dmatrix(heldout1_matrix.get(), heldout1, nullptr, threads);
+    make_dmatrix(heldout0_matrix.get(), heldout0, nullptr, threads);
+    cache.push_back(heldout1_matrix->handle);
+    cache.push_back(heldout0_matrix->handle);
   }
   auto booster = std::make_unique<Booster>(create_booster(cache, params, n1, n0, threads));
   BoosterHandle h = booster->handle;
@@ -305,13 +309,13 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   double best_score = -std::numeric_limits<double>::infinity();
   int round = 0;
   for (; round < params.trees; ++round) {
-    check_xgb(XGBoosterUpdateOneIter(h, round, train_matrix.handle), "XGBoosterUpdateOneIter");
+    check_xgb(XGBoosterUpdateOneIter(h, round, train_matrix->handle), "XGBoosterUpdateOneIter");
     if (hold1 == 0) {
       if (on_round) on_round(round + 1, params.trees, std::numeric_limits<double>::quiet_NaN());
       continue;
     }
-    const double s = selection(cached_margins(h, heldout1_matrix.handle, balance),
-                               cached_margins(h, heldout0_matrix.handle, balance));
+    const double s = selection(cached_margins(h, heldout1_matrix->handle, balance),
+                               cached_margins(h, heldout0_matrix->handle, balance));
     r.score_history.push_back(s);
     if (on_round) on_round(round + 1, params.trees, s);
     if (s > best_score) {
@@ -334,6 +338,9 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
     h = booster->handle;
   }
   check_xgb(XGBoosterReset(h), "XGBoosterReset");
+  train_matrix.reset();
+  heldout1_matrix.reset();
+  heldout0_matrix.reset();
   check_xgb(XGBoosterSetAttr(h, kBalanceAttribute, exact(balance).c_str()), "XGBoosterSetAttr");
   XGBoostClassifier classifier(std::move(booster));
   if (hold1 > 0) {
@@ -351,6 +358,7 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
     std::fill_n(all_labels.begin(), data.rows(), 1.0f);
     DMatrix all_matrix;
     make_dmatrix(&all_matrix, all_rows, &all_labels, threads);
+    all_rows = Matrix<float>();
     auto refitted = std::make_unique<Booster>(
         create_booster({all_matrix.handle}, params, data.rows(), flow_rows.rows(), threads));
     for (int k = 0; k < best; ++k) {
