@@ -4,6 +4,9 @@
 //   nfcal_compare prepare DIR            train/validation/test .npy of the 8-D mixture
 //   nfcal_compare check-flow FLOW_DIR    loads a flow the baseline exported and compares
 //                                        nfcal's float64 log densities with the baseline's
+//   nfcal_compare device                 the device --device names, whether this nfcal has
+//                                        the CUDA backend and how many GPUs it sees; fails
+//                                        when the device cannot be used
 //   nfcal_compare train DIR              training time to a target validation log-likelihood
 //   nfcal_compare calibrated FLOW_DIR CLASSIFIER ROWS
 //                                        density, sampling and margin rows/s and calibrated
@@ -17,6 +20,13 @@
 // Options are "--name value" pairs after the positional arguments; every mode prints one
 // JSON object on stdout and exits 1 with a message on stderr when something is wrong
 // (check-flow: when the densities disagree by more than --tolerance).
+//
+// --device cpu|cuda|cuda:N (default cpu) sets where train, calibrated and quality compute;
+// their JSON names it in "device". On a GPU, calibrated keeps the flow, the booster and the
+// rows in device memory, as the baseline keeps its tensors, and waits for the device before
+// it reads the clock (nfcal::CudaMaf, CudaBooster, CudaCalibratedSampler; the package defines
+// NFCAL_WITH_CUDA when it has them); its "*_api" rates time the one-call entry points of
+// nfcal/compute.hpp and sample_calibrated, which copy the model and the rows on every call.
 
 #include <algorithm>
 #include <chrono>
@@ -32,6 +42,10 @@
 #include <nlohmann/json.hpp>
 
 #include "nfcal/nfcal.hpp"
+
+#if defined(NFCAL_WITH_CUDA)
+#include <cuda_runtime_api.h>
+#endif
 
 namespace {
 
@@ -83,6 +97,62 @@ json read_json(const std::string& path) {
   if (!in) throw nfcal::FileError("cannot open " + path);
   return json::parse(in);
 }
+
+// The device --device names. Throws InvalidArgument, with nfcal's reason, when this build has
+// no CUDA backend or the machine no such GPU.
+nfcal::Device device_of(const Arguments& args) {
+  return nfcal::Device::parse(args.text("device", "cpu"));
+}
+
+// Calls step() once to warm up, then until min_seconds have passed; rows per second.
+template <typename Step>
+double rows_per_second(Step step, std::size_t rows, double min_seconds) {
+  step();
+  std::size_t calls = 0;
+  const auto start = Clock::now();
+  while (true) {
+    step();
+    ++calls;
+    const double elapsed = seconds_since(start);
+    if (elapsed >= min_seconds) return static_cast<double>(calls * rows) / elapsed;
+  }
+}
+
+#if defined(NFCAL_WITH_CUDA)
+void cuda_check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    throw nfcal::CudaError(std::string(what) + ": " + cudaGetErrorString(status));
+  }
+}
+
+// Waits for the device, so that the clock read after it includes the queued work.
+void synchronize() { cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
+// Device memory for n values of T, freed when it goes out of scope.
+template <typename T>
+class DeviceArray {
+ public:
+  explicit DeviceArray(std::size_t n) {
+    void* memory = nullptr;
+    cuda_check(cudaMalloc(&memory, std::max<std::size_t>(n, 1) * sizeof(T)), "cudaMalloc");
+    data_ = static_cast<T*>(memory);
+  }
+  ~DeviceArray() { cudaFree(data_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* data() const { return data_; }
+
+ private:
+  T* data_ = nullptr;
+};
+
+// The classifier as a booster on the GPU.
+nfcal::CudaBooster device_booster(const nfcal::XGBoostClassifier& classifier, int device) {
+  const std::string bytes = classifier.to_bytes("ubj");
+  return nfcal::CudaBooster(std::vector<char>(bytes.begin(), bytes.end()),
+                            classifier.num_features(), classifier.balance(), device);
+}
+#endif
 
 // ---------------------------------------------------------------------------------------
 // prepare
@@ -227,6 +297,7 @@ json check_flow(const Arguments& args) {
 struct TargetReached {};
 
 json train_to_target(const Arguments& args) {
+  const nfcal::Device device = device_of(args);
   const std::string dir = args.at(0, "DIR");
   const double target = args.number("target", -12.0);
   const nfcal::Matrix<float> train = nfcal::read_npy_float(dir + "/train.npy");
@@ -245,11 +316,21 @@ json train_to_target(const Arguments& args) {
   tc.learning_rate = args.number("learning-rate", 1e-3);
   tc.patience = tc.epochs;
   tc.seed = mc.seed;
+  tc.device = device;
 
   // Train, recording each epoch's time since the start; stop at the first epoch on target.
   nfcal::Maf flow(mc);
+  if (device.is_cuda()) {
+    // The GPU's context and the flow's kernels are set up before the clock starts, as the
+    // baseline warms up before it trains.
+    nfcal::log_prob(flow, nfcal::sample(flow, 256, 0, device), device);
+  }
   json history = json::array();
-  json out{{"target", target}, {"reached", false}, {"seconds", nullptr}, {"epochs", nullptr}};
+  json out{{"target", target},
+           {"reached", false},
+           {"seconds", nullptr},
+           {"epochs", nullptr},
+           {"device", device.to_string()}};
   const auto start = Clock::now();
   try {
     nfcal::fit(flow, train, &validation, tc, [&](const nfcal::EpochReport& report) {
@@ -274,64 +355,152 @@ json train_to_target(const Arguments& args) {
 // ---------------------------------------------------------------------------------------
 // calibrated
 
-// Calls step() once to warm up, then until min_seconds have passed; rows per second.
-template <typename Step>
-double rows_per_second(Step step, std::size_t rows, double min_seconds) {
-  step();
-  std::size_t calls = 0;
-  const auto start = Clock::now();
-  while (true) {
-    step();
-    ++calls;
-    const double elapsed = seconds_since(start);
-    if (elapsed >= min_seconds) return static_cast<double>(calls * rows) / elapsed;
-  }
+#if defined(NFCAL_WITH_CUDA)
+// Density, sampling and margin rows/s on the GPU, with the flow, the booster and the rows in
+// device memory; every timed call ends when the device has finished it.
+void flow_and_margins_on_device(const nfcal::Maf& flow, const nfcal::XGBoostClassifier& classifier,
+                                const nfcal::Matrix<float>& rows, int device,
+                                std::size_t sample_rows, double min_seconds, json& out) {
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  const nfcal::CudaMaf gpu(flow, device);
+  const std::size_t n = rows.rows();
+  DeviceArray<float> x(rows.size()), log_density(n), margins(n);
+  DeviceArray<float> samples(sample_rows * static_cast<std::size_t>(flow.dim()));
+  cuda_check(cudaMemcpy(x.data(), rows.data(), rows.size() * sizeof(float), cudaMemcpyHostToDevice),
+             "cudaMemcpy");
+  out["density_rows_per_s"] = rows_per_second(
+      [&] {
+        gpu.log_prob(x.data(), n, log_density.data());
+        synchronize();
+      },
+      n, min_seconds);
+  out["density_path"] = gpu.density_path() == nfcal::DensityPath::kFused ? "fused" : "general";
+  std::uint64_t seed = 0;
+  out["flow_sampling_rows_per_s"] = rows_per_second(
+      [&] {
+        gpu.sample(sample_rows, seed++, 0, samples.data());
+        synchronize();
+      },
+      sample_rows, min_seconds);
+  const nfcal::CudaBooster booster = device_booster(classifier, device);
+  out["margin_rows_per_s"] = rows_per_second(
+      [&] {
+        booster.margins(x.data(), n, margins.data(), nullptr);
+        synchronize();
+      },
+      n, min_seconds);
 }
 
+// Calibrated samples/s on the GPU with the flow and the booster resident and the samples left
+// in device memory, as the baseline's are, after one smaller warm-up run.
+void calibrated_sampling_on_device(const nfcal::CalibratedFlow& model,
+                                   const nfcal::XGBoostClassifier& classifier, std::size_t count,
+                                   int device, json& out) {
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  const nfcal::CudaMaf gpu(model.flow(), device);
+  const nfcal::CudaBooster booster = device_booster(classifier, device);
+  nfcal::CudaSamplerConfig config;
+  config.ceiling = static_cast<float>(model.sampling_bound());
+  config.seed = 6;
+  nfcal::CudaCalibratedSampler sampler(gpu, booster, config);
+  DeviceArray<float> samples(count * static_cast<std::size_t>(model.dim()));
+  sampler.sample(std::min<std::size_t>(count, 10000), samples.data());
+  synchronize();
+  const auto start = Clock::now();
+  sampler.sample(count, samples.data());
+  synchronize();
+  const double seconds = seconds_since(start);
+  const nfcal::CudaSamplingStats& stats = sampler.last_stats();
+  out["calibrated_samples_per_s"] = static_cast<double>(count) / seconds;
+  out["acceptance"] = stats.acceptance_rate();
+  out["seconds_flow"] = stats.flow_seconds;
+  out["seconds_classifier"] = stats.margin_seconds;
+  out["seconds_accept"] = stats.accept_seconds;
+}
+#else
+// Device::parse refuses a CUDA device in a build without the CUDA backend; this is a guard.
+[[noreturn]] void no_cuda_backend() {
+  throw nfcal::InvalidArgument("this nfcal has no CUDA backend; use --device cpu");
+}
+#endif
+
 json calibrated(const Arguments& args) {
+  const nfcal::Device device = device_of(args);
   const nfcal::Maf flow = load_exported_flow(args.at(0, "FLOW_DIR")).cast<float>();
   const auto classifier = std::make_shared<nfcal::XGBoostClassifier>(
       nfcal::XGBoostClassifier::load(args.at(1, "CLASSIFIER")));
   const nfcal::Matrix<float> rows = nfcal::read_npy_float(args.at(2, "ROWS"));
   const double min_seconds = args.number("min-seconds", 1.0);
-  const auto count = static_cast<std::size_t>(args.integer("samples", 100000));
+  // A GPU needs larger batches to be busy; the baseline's defaults scale the same way.
+  const auto count =
+      static_cast<std::size_t>(args.integer("samples", device.is_cuda() ? 1000000 : 100000));
+  const auto sample_rows =
+      static_cast<std::size_t>(args.integer("sample-rows", device.is_cuda() ? 65536 : 4096));
   const double ceiling = std::log(2.0);
   json out;
+  out["device"] = device.to_string();
+  out["flow_sampling_batch"] = sample_rows;
+  out["samples"] = count;
 
-  // The flow alone on the baseline's rows: density and degree-ordered sampling.
-  std::vector<float> log_density(rows.rows());
-  out["density_rows_per_s"] =
-      rows_per_second([&] { flow.log_prob(rows.data(), rows.rows(), log_density.data()); },
-                      rows.rows(), min_seconds);
-  const std::size_t sample_rows = 4096;
-  std::uint64_t seed = 0;
-  out["flow_sampling_rows_per_s"] =
-      rows_per_second([&] { flow.sample(sample_rows, seed++); }, sample_rows, min_seconds);
+  if (device.is_cuda()) {
+#if defined(NFCAL_WITH_CUDA)
+    flow_and_margins_on_device(flow, *classifier, rows, device.index, sample_rows, min_seconds,
+                               out);
+#else
+    no_cuda_backend();
+#endif
+    // The one-call entry points of nfcal/compute.hpp, which copy the flow and the rows to the
+    // GPU and the results back on every call.
+    out["density_rows_per_s_api"] =
+        rows_per_second([&] { nfcal::log_prob(flow, rows, device); }, rows.rows(), min_seconds);
+    std::uint64_t seed = 0;
+    out["flow_sampling_rows_per_s_api"] = rows_per_second(
+        [&] { nfcal::sample(flow, sample_rows, seed++, device); }, sample_rows, min_seconds);
+  } else {
+    // The flow alone on the baseline's rows: density and degree-ordered sampling.
+    std::vector<float> log_density(rows.rows());
+    out["density_rows_per_s"] =
+        rows_per_second([&] { flow.log_prob(rows.data(), rows.rows(), log_density.data()); },
+                        rows.rows(), min_seconds);
+    std::uint64_t seed = 0;
+    out["flow_sampling_rows_per_s"] =
+        rows_per_second([&] { flow.sample(sample_rows, seed++); }, sample_rows, min_seconds);
 
-  // Margins of the baseline's rows with the baseline's trees.
-  std::vector<float> margins(rows.rows());
-  out["margin_rows_per_s"] =
-      rows_per_second([&] { classifier->margins(rows.data(), rows.rows(), margins.data()); },
-                      rows.rows(), min_seconds);
+    // Margins of the baseline's rows with the baseline's trees.
+    std::vector<float> margins(rows.rows());
+    out["margin_rows_per_s"] =
+        rows_per_second([&] { classifier->margins(rows.data(), rows.rows(), margins.data()); },
+                        rows.rows(), min_seconds);
+  }
   out["trees"] = classifier->num_trees();
 
-  // Calibrated samples end to end: flow candidates, margins, accept/reject.
+  // Calibrated samples end to end: flow candidates, margins, accept/reject. On a GPU,
+  // sample_calibrated also copies the flow and the booster there and the samples back.
   const nfcal::LogZEstimate log_z =
       nfcal::estimate_flow_log_z(flow, *classifier, ceiling, 100000, 5);
   const nfcal::CalibratedFlow model(flow, classifier, ceiling, log_z);
   nfcal::SamplerOptions options;
   options.seed = 6;
+  options.device = device;
   nfcal::SamplerReport report;
   const auto start = Clock::now();
   const nfcal::Matrix<float> samples = nfcal::sample_calibrated(model, count, options, &report);
   const double seconds = seconds_since(start);
-  out["calibrated_samples_per_s"] = static_cast<double>(samples.rows()) / seconds;
-  out["acceptance"] = report.acceptance_measured;
+  const double samples_per_s = static_cast<double>(samples.rows()) / seconds;
   out["acceptance_predicted"] = report.acceptance_predicted;
   out["log_z"] = log_z.log_z;
-  out["seconds_flow"] = report.seconds_flow;
-  out["seconds_classifier"] = report.seconds_classifier;
-  out["seconds_accept"] = report.seconds_accept;
+  if (device.is_cuda()) {
+    out["calibrated_samples_per_s_api"] = samples_per_s;
+#if defined(NFCAL_WITH_CUDA)
+    calibrated_sampling_on_device(model, *classifier, count, device.index, out);
+#endif
+  } else {
+    out["calibrated_samples_per_s"] = samples_per_s;
+    out["acceptance"] = report.acceptance_measured;
+    out["seconds_flow"] = report.seconds_flow;
+    out["seconds_classifier"] = report.seconds_classifier;
+    out["seconds_accept"] = report.seconds_accept;
+  }
   return out;
 }
 
@@ -347,6 +516,7 @@ double mean(const std::vector<float>& values) {
 // nfcal's calibration, with its defaults, of the flow the baseline trained, on the same rows:
 // what the calibration alone adds, with the flow held equal.
 json quality(const Arguments& args) {
+  const nfcal::Device device = device_of(args);
   const nfcal::Maf flow = load_exported_flow(args.at(0, "FLOW_DIR")).cast<float>();
   const std::string dir = args.at(1, "DIR");
   const nfcal::Matrix<float> train = nfcal::read_npy_float(dir + "/train.npy");
@@ -358,26 +528,45 @@ json quality(const Arguments& args) {
   options.classifier.trees = args.integer("trees", options.classifier.trees);
   options.classifier_input = nfcal::parse_classifier_input(
       args.text("classifier-input", nfcal::to_string(options.classifier_input)));
+  // On a GPU the flow samples are drawn there and XGBoost trains there, as `nfcal calibrate
+  // --device` does.
+  options.device = device;
+  options.classifier.device = device.is_cuda() ? device.to_string() : "cpu";
   nfcal::CalibrationReport report;
   const auto start = Clock::now();
   const nfcal::CalibratedFlow model = nfcal::calibrate(flow, train, options, &report);
   const double seconds = seconds_since(start);
 
   json out;
-  out["flow_test_log_likelihood"] = mean(flow.log_prob(test));
-  out["calibrated_test_log_likelihood"] = mean(model.log_prob(test));
+  out["flow_test_log_likelihood"] = mean(nfcal::log_prob(flow, test, device));
+  out["calibrated_test_log_likelihood"] = mean(nfcal::log_prob(model, test, device));
   out["ceiling"] = report.ceiling;
   out["acceptance_predicted"] = report.acceptance_predicted;
   out["trees_kept"] = report.classifier.trees_kept;
   out["flow_ratio"] = options.flow_ratio;
   out["classifier_input"] = nfcal::to_string(options.classifier_input);
   out["seconds"] = seconds;
+  out["device"] = device.to_string();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// device
+
+// Whether --device can be used, before anything is measured.
+json device_info(const Arguments& args) {
+  const nfcal::Device device = device_of(args);
+  json out;
+  out["device"] = device.to_string();
+  out["cuda_compiled"] = nfcal::cuda_compiled();
+  out["cuda_devices"] = nfcal::cuda_device_count();
+  out["xgboost"] = nfcal::xgboost_version();
   return out;
 }
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: nfcal_compare prepare|check-flow|train|calibrated|quality ARGS "
+    std::cerr << "usage: nfcal_compare prepare|check-flow|device|train|calibrated|quality ARGS "
                  "[--name value]\n";
     return 2;
   }
@@ -389,6 +578,8 @@ int run(int argc, char** argv) {
     out = prepare(args);
   } else if (mode == "check-flow") {
     out = check_flow(args);
+  } else if (mode == "device") {
+    out = device_info(args);
   } else if (mode == "train") {
     out = train_to_target(args);
   } else if (mode == "calibrated") {
@@ -396,8 +587,9 @@ int run(int argc, char** argv) {
   } else if (mode == "quality") {
     out = quality(args);
   } else {
-    throw nfcal::InvalidArgument("unknown mode '" + mode +
-                                 "': expected prepare, check-flow, train, calibrated or quality");
+    throw nfcal::InvalidArgument(
+        "unknown mode '" + mode +
+        "': expected prepare, check-flow, device, train, calibrated or quality");
   }
   std::cout << out.dump(1) << "\n";
   return mode == "check-flow" && !out["agree"].get<bool>() ? 1 : 0;
