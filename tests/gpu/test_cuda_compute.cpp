@@ -2,6 +2,7 @@
 // against the same calls on the CPU: densities, flow samples, calibrated densities and the
 // calibrated sampler.
 #include <cmath>
+#include <ostream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,10 @@
 #include "gpu/gpu_test_util.hpp"
 
 namespace nfcal {
+
+// Test names and failure messages print the classifier input by name.
+void PrintTo(ClassifierInput input, std::ostream* out) { *out << to_string(input); }
+
 namespace {
 
 TEST(CudaCompute, FlowDensitiesAndSamplesMatchTheCpu) {
