@@ -264,5 +264,32 @@ TEST_F(LatentBundle, AnUnknownOrMismatchedInputInTheHeaderIsAModelFormatError) {
   }
 }
 
+TEST(ClassifierInputBundle, ABundleWithoutTheFieldLoadsAsDataInput) {
+  // A model on the rows alone, its header stripped of the input as files written before
+  // latent input existed: it loads, scores the data alone, and gives the same densities.
+  const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
+  CalibrationOptions options;
+  options.classifier.trees = 20;
+  options.classifier.max_depth = 3;
+  options.classifier.threads = 2;
+  options.log_z_samples = 5000;
+  options.ceiling = CeilingChoice::fixed(1.0);
+  options.classifier_input = ClassifierInput::kData;
+  const CalibratedFlow model =
+      calibrate(broad_gaussian_flow(2, 2.0), target.draws(2000, 3), options);
+  ModelFile file = model.encode();
+  nlohmann::json header = nlohmann::json::parse(file.header_json);
+  ASSERT_EQ(header["classifier"]["input"], "data");
+  header["classifier"].erase("input");
+  file.header_json = header.dump();
+
+  const CalibratedFlow back =
+      CalibratedFlow::decode(decode_model_file(encode_model_file(file), "old.nfcal"));
+
+  EXPECT_EQ(back.classifier_input(), ClassifierInput::kData);
+  const Matrix<float> x = testing::normal_rows<float>(100, 2, 15);
+  EXPECT_EQ(back.log_prob(x), model.log_prob(x));
+}
+
 }  // namespace
 }  // namespace nfcal
