@@ -54,17 +54,57 @@ struct DMatrix {
   }
 };
 
-// A DMatrix over rows x (rows, cols), with labels when given; XGBoost copies the values.
-void make_dmatrix(DMatrix* out, const Matrix<float>& x, const std::vector<float>* labels,
-                  int threads) {
-  const std::string data = array_interface(x.data(), x.rows(), x.cols());
-  const std::string config = "{\"missing\":NaN,\"nthread\":" + std::to_string(threads) + "}";
-  check_xgb(XGDMatrixCreateFromDense(data.c_str(), config.c_str(), &out->handle),
-            "XGDMatrixCreateFromDense");
-  if (labels != nullptr) {
-    check_xgb(XGDMatrixSetFloatInfo(out->handle, "label", labels->data(), labels->size()),
-              "XGDMatrixSetFloatInfo(label)");
+// Rows that share one label, fed to a quantile DMatrix without being copied together first.
+struct LabelledBlock {
+  const Matrix<float>* rows;
+  float label;
+};
+
+// The iterator XGBoost pulls blocks from: each next() puts one block into the proxy DMatrix.
+// Errors cannot cross the C callbacks as exceptions, so they are kept and thrown afterwards.
+struct BlockIterator {
+  std::vector<LabelledBlock> blocks;
+  std::size_t next = 0;
+  DMatrixHandle proxy = nullptr;
+  std::vector<float> labels;  // the current block's, read by XGBoost during next()
+  std::string error;
+};
+
+int next_block(DataIterHandle handle) {
+  auto* it = static_cast<BlockIterator*>(handle);
+  if (it->next == it->blocks.size() || !it->error.empty()) return 0;
+  const LabelledBlock& block = it->blocks[it->next++];
+  const std::string data =
+      array_interface(block.rows->data(), block.rows->rows(), block.rows->cols());
+  it->labels.assign(block.rows->rows(), block.label);
+  if (XGProxyDMatrixSetDataDense(it->proxy, data.c_str()) != 0 ||
+      XGDMatrixSetFloatInfo(it->proxy, "label", it->labels.data(), it->labels.size()) != 0) {
+    it->error = XGBGetLastError();
+    return 0;
   }
+  return 1;
+}
+
+void reset_blocks(DataIterHandle handle) { static_cast<BlockIterator*>(handle)->next = 0; }
+
+// A quantile DMatrix over the blocks: XGBoost keeps only each value's histogram bin (one byte
+// at up to 256 bins instead of eight for a sparse entry), which is all `hist` trees read.
+// `reference` (a training matrix) lends its bin boundaries to a matrix used for prediction.
+void make_quantile_dmatrix(DMatrix* out, std::vector<LabelledBlock> blocks, DMatrixHandle reference,
+                           int max_bin, int threads) {
+  DMatrix proxy;
+  check_xgb(XGProxyDMatrixCreate(&proxy.handle), "XGProxyDMatrixCreate");
+  BlockIterator it;
+  it.blocks = std::move(blocks);
+  it.proxy = proxy.handle;
+  const std::string config = "{\"missing\":NaN,\"nthread\":" + std::to_string(threads) +
+                             ",\"max_bin\":" + std::to_string(max_bin) + "}";
+  const int status = XGQuantileDMatrixCreateFromCallback(&it, proxy.handle, reference, reset_blocks,
+                                                         next_block, config.c_str(), &out->handle);
+  if (!it.error.empty()) {
+    throw XGBoostError("XGBoost quantile DMatrix: a block was refused: " + it.error);
+  }
+  check_xgb(status, "XGQuantileDMatrixCreateFromCallback");
 }
 
 // Sets one booster parameter; XGBoost only stores it, a bad value fails at the next update.
@@ -265,31 +305,27 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   const std::size_t n1 = data.rows() - hold1;
   const std::size_t n0 = flow_rows.rows() - hold0;
 
-  // The training rows: data (label 1) then flow (label 0).
-  Matrix<float> train_rows(n1 + n0, data.cols());
-  std::vector<float> labels(n1 + n0, 0.0f);
-  for (std::size_t i = 0; i < n1; ++i) {
-    std::copy(data.row(order1[i]), data.row(order1[i]) + dim, train_rows.row(i));
-    labels[i] = 1.0f;
-  }
-  for (std::size_t i = 0; i < n0; ++i) {
-    std::copy(flow_rows.row(order0[i]), flow_rows.row(order0[i]) + dim, train_rows.row(n1 + i));
-  }
-  Matrix<float> heldout1 = gather_rows(data, order1, n1, hold1);
-  Matrix<float> heldout0 = gather_rows(flow_rows, order0, n0, hold0);
-
-  // DMatrices; the held-out ones join the booster's cache so each round adds one tree's
-  // predictions instead of recomputing all of them. XGBoost keeps its own copy of the rows,
-  // so ours go at once: with wide rows they are gigabytes.
+  // Quantile DMatrices of the training rows (data labelled 1, flow labelled 0) and of the
+  // held-out ones, binned at the training rows' boundaries; the held-out ones join the
+  // booster's cache so each round adds one tree's predictions instead of recomputing all of
+  // them. XGBoost keeps only bins, so our gathered copies go at once.
   auto train_matrix = std::make_unique<DMatrix>();
   auto heldout1_matrix = std::make_unique<DMatrix>();
   auto heldout0_matrix = std::make_unique<DMatrix>();
-  make_dmatrix(train_matrix.get(), train_rows, &labels, threads);
-  train_rows = Matrix<float>();
+  {
+    const Matrix<float> train1 = gather_rows(data, order1, 0, n1);
+    const Matrix<float> train0 = gather_rows(flow_rows, order0, 0, n0);
+    make_quantile_dmatrix(train_matrix.get(), {{&train1, 1.0f}, {&train0, 0.0f}}, nullptr,
+                          params.max_bin, threads);
+  }
+  Matrix<float> heldout1 = gather_rows(data, order1, n1, hold1);
+  Matrix<float> heldout0 = gather_rows(flow_rows, order0, n0, hold0);
   std::vector<DMatrixHandle> cache{train_matrix->handle};
   if (hold1 > 0) {
-    make_dmatrix(heldout1_matrix.get(), heldout1, nullptr, threads);
-    make_dmatrix(heldout0_matrix.get(), heldout0, nullptr, threads);
+    make_quantile_dmatrix(heldout1_matrix.get(), {{&heldout1, 1.0f}}, train_matrix->handle,
+                          params.max_bin, threads);
+    make_quantile_dmatrix(heldout0_matrix.get(), {{&heldout0, 0.0f}}, train_matrix->handle,
+                          params.max_bin, threads);
     cache.push_back(heldout1_matrix->handle);
     cache.push_back(heldout0_matrix->handle);
   }
@@ -351,14 +387,9 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   // Refit: the chosen number of trees again, on the training and the held-out rows together.
   r.balance = balance;
   if (params.refit && hold1 > 0 && best > 0) {
-    Matrix<float> all_rows(data.rows() + flow_rows.rows(), data.cols());
-    std::copy(data.data(), data.data() + data.size(), all_rows.row(0));
-    std::copy(flow_rows.data(), flow_rows.data() + flow_rows.size(), all_rows.row(data.rows()));
-    std::vector<float> all_labels(all_rows.rows(), 0.0f);
-    std::fill_n(all_labels.begin(), data.rows(), 1.0f);
     DMatrix all_matrix;
-    make_dmatrix(&all_matrix, all_rows, &all_labels, threads);
-    all_rows = Matrix<float>();
+    make_quantile_dmatrix(&all_matrix, {{&data, 1.0f}, {&flow_rows, 0.0f}}, nullptr, params.max_bin,
+                          threads);
     auto refitted = std::make_unique<Booster>(
         create_booster({all_matrix.handle}, params, data.rows(), flow_rows.rows(), threads));
     for (int k = 0; k < best; ++k) {
