@@ -48,6 +48,7 @@ const float* classifier_rows(const float* candidates, std::size_t n, int dim, st
                              cuda_detail::DeviceBuffer<float>& features, cudaStream_t stream) {
   if (!latent) return candidates;
   features.resize(2 * n * static_cast<std::size_t>(dim), "classifier rows");
+  if (n == 0) return features.data();  // a launch of no blocks is an error
   constexpr int kThreads = 256;
   const auto blocks = static_cast<unsigned>((n + kThreads - 1) / kThreads);
   latent_features_kernel<<<blocks, kThreads, 0, stream>>>(candidates, n, dim, seed, first,
