@@ -12,6 +12,7 @@
 #include "nfcal/error.hpp"
 
 #include "common/features.hpp"
+#include "common/maf_math.hpp"
 
 namespace nfcal {
 
@@ -29,8 +30,6 @@ double finite_field(const Json& header, const std::string& key, const std::strin
   }
   return header[key].get<double>();
 }
-
-constexpr double kHalfLogTwoPi = 0.91893853320467274178;
 
 }  // namespace
 
@@ -56,8 +55,9 @@ Matrix<float> classifier_features(ClassifierInput input, const float* x, const f
   Matrix<float> out(n, static_cast<std::size_t>(classifier_feature_count(input, dim)));
   for (std::size_t i = 0; i < n; ++i) {
     std::copy(x + i * d, x + (i + 1) * d, out.row(i));
-    if (input == ClassifierInput::kDataAndLatent)
+    if (input == ClassifierInput::kDataAndLatent) {
       std::copy(u + i * d, u + (i + 1) * d, out.row(i) + d);
+    }
   }
   return out;
 }
@@ -151,11 +151,12 @@ void CalibratedFlow::log_prob(const float* x, std::size_t n, float* out) const {
     std::vector<double> log_det(n);
     flow_.forward(x, n, u.data(), log_det.data());
     for (std::size_t i = 0; i < n; ++i) {
-      double squares = 0;
-      for (std::size_t j = 0; j < d; ++j)
-        squares += static_cast<double>(u[i * d + j]) * u[i * d + j];
-      out[i] =
-          static_cast<float>(-0.5 * squares - kHalfLogTwoPi * static_cast<double>(d) + log_det[i]);
+      double squared_norm = 0;
+      for (std::size_t j = 0; j < d; ++j) {
+        squared_norm += static_cast<double>(u[i * d + j]) * u[i * d + j];
+      }
+      out[i] = static_cast<float>(maf_math::standard_normal_log_density(squared_norm, dim()) +
+                                  log_det[i]);
     }
     margins(x, n, m.data(), u.data());
   }
