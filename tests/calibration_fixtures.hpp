@@ -90,6 +90,18 @@ struct GaussianTarget {
   }
 };
 
+// Calibration options small enough for tests: 40 trees of depth 3 on 2 threads, log Z on
+// 20,000 flow samples, and the given ceiling.
+inline CalibrationOptions quick_calibration_options(CeilingChoice ceiling) {
+  CalibrationOptions options;
+  options.classifier.trees = 40;
+  options.classifier.max_depth = 3;
+  options.classifier.threads = 2;
+  options.log_z_samples = 20000;
+  options.ceiling = ceiling;
+  return options;
+}
+
 // A callback returning the same margin for every row.
 inline std::shared_ptr<CallbackClassifier> constant_classifier(int dim, float margin) {
   return std::make_shared<CallbackClassifier>(

@@ -24,6 +24,7 @@ namespace {
 using testing::broad_gaussian_flow;
 using testing::constant_classifier;
 using testing::GaussianTarget;
+using testing::quick_calibration_options;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 Matrix<float> uniform_rows(std::size_t n, int dim, float half_width, std::uint64_t seed) {
@@ -179,12 +180,7 @@ class CalibratedBundle : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     shared_flow = std::make_unique<Maf>(broad_gaussian_flow(2, 2.0));
-    CalibrationOptions options;
-    options.classifier.trees = 40;
-    options.classifier.max_depth = 3;
-    options.classifier.threads = 2;
-    options.log_z_samples = 20000;
-    options.ceiling = CeilingChoice::fixed(1.0);
+    const CalibrationOptions options = quick_calibration_options(CeilingChoice::fixed(1.0));
     const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
     const Matrix<float> data =
         sample_calibrated(CalibratedFlow(*shared_flow, target.classifier(), kInf, LogZEstimate{},
@@ -295,22 +291,13 @@ Matrix<float> target_rows(std::size_t n, std::uint64_t seed) {
   return GaussianTarget{{1.0, -0.5}, {0.8, 1.2}, 2.0}.draws(n, seed);
 }
 
-CalibrationOptions quick_options(CeilingChoice ceiling) {
-  CalibrationOptions options;
-  options.classifier.trees = 40;
-  options.classifier.max_depth = 3;
-  options.classifier.threads = 2;
-  options.log_z_samples = 20000;
-  options.ceiling = ceiling;
-  return options;
-}
-
 TEST(Calibrate, TargetAcceptanceModeReachesTheRequestedRate) {
   const Maf flow = broad_gaussian_flow(2, 2.0);
   CalibrationReport report;
 
-  const CalibratedFlow model = calibrate(
-      flow, target_rows(3000, 30), quick_options(CeilingChoice::target_acceptance(0.5)), &report);
+  const CalibratedFlow model =
+      calibrate(flow, target_rows(3000, 30),
+                quick_calibration_options(CeilingChoice::target_acceptance(0.5)), &report);
 
   EXPECT_NEAR(model.acceptance_predicted(), 0.5, 1e-6);
   EXPECT_TRUE(model.exact_sampling());
@@ -324,7 +311,7 @@ TEST(Calibrate, TargetAcceptanceModeReachesTheRequestedRate) {
 
 TEST(Calibrate, NoCeilingModeBoundsSamplingByTheLargestSampledMargin) {
   const Maf flow = broad_gaussian_flow(2, 2.0);
-  CalibrationOptions options = quick_options(CeilingChoice::none());
+  CalibrationOptions options = quick_calibration_options(CeilingChoice::none());
   options.bound_slack = 0.2;
   CalibrationReport report;
 
@@ -339,7 +326,7 @@ TEST(Calibrate, NoCeilingModeBoundsSamplingByTheLargestSampledMargin) {
 
 TEST(Calibrate, AutoModeChoosesTheBestAdmissibleGridCeilingOnHeldOutRows) {
   const Maf flow = broad_gaussian_flow(2, 2.0);
-  CalibrationOptions options = quick_options(CeilingChoice::automatic());
+  CalibrationOptions options = quick_calibration_options(CeilingChoice::automatic());
   options.auto_min_acceptance = 0.2;
   CalibrationReport report;
 
@@ -370,7 +357,7 @@ TEST(Calibrate, AutoModeGoesBelowTheGridWhenNoGridCeilingAcceptsEnough) {
   // Data in a small box that the broad flow rarely visits: every grid ceiling accepts a few
   // per mille, so auto takes the largest ceiling that still accepts the minimum share.
   const Maf flow = broad_gaussian_flow(2, 3.0);
-  const CalibrationOptions options = quick_options(CeilingChoice::automatic());
+  const CalibrationOptions options = quick_calibration_options(CeilingChoice::automatic());
   CalibrationReport report;
 
   const CalibratedFlow model = calibrate(flow, uniform_rows(3000, 2, 0.1f, 34), options, &report);

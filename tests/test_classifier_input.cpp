@@ -199,12 +199,8 @@ class LatentBundle : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
-    CalibrationOptions options;
-    options.classifier.trees = 30;
-    options.classifier.max_depth = 3;
-    options.classifier.threads = 2;
-    options.log_z_samples = 20000;
-    options.ceiling = CeilingChoice::fixed(1.0);
+    const CalibrationOptions options =
+        testing::quick_calibration_options(CeilingChoice::fixed(1.0));
     model = std::make_unique<CalibratedFlow>(
         calibrate(broad_gaussian_flow(2, 2.0), target.draws(3000, 9), options));
   }
@@ -268,12 +264,7 @@ TEST(ClassifierInputBundle, ABundleWithoutTheFieldLoadsAsDataInput) {
   // A model on the rows alone, its header stripped of the input as files written before
   // latent input existed: it loads, scores the data alone, and gives the same densities.
   const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
-  CalibrationOptions options;
-  options.classifier.trees = 20;
-  options.classifier.max_depth = 3;
-  options.classifier.threads = 2;
-  options.log_z_samples = 5000;
-  options.ceiling = CeilingChoice::fixed(1.0);
+  CalibrationOptions options = testing::quick_calibration_options(CeilingChoice::fixed(1.0));
   options.classifier_input = ClassifierInput::kData;
   const CalibratedFlow model =
       calibrate(broad_gaussian_flow(2, 2.0), target.draws(2000, 3), options);

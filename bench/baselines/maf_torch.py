@@ -268,17 +268,22 @@ def measure_size(dim, hidden, args, generator):
 # The calibration workload
 
 
+def training_step(flow, optimizer, batch):
+    """One Adam step on the batch's mean negative log-likelihood, gradients clipped at 5."""
+    optimizer.zero_grad()
+    loss = -flow.log_prob(batch).mean()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(flow.parameters(), 5.0)
+    optimizer.step()
+
+
 def warm_up_training(flow, batch, args):
     """A few steps on a copy of the flow, so that the GPU's context, kernels and library
     handles are set up before the clock starts; the flow itself is left as it is."""
     scratch = copy.deepcopy(flow)
     optimizer = torch.optim.AdamW(scratch.parameters(), lr=args.learning_rate, weight_decay=1e-6)
     for _ in range(3):
-        optimizer.zero_grad()
-        loss = -scratch.log_prob(batch).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(scratch.parameters(), 5.0)
-        optimizer.step()
+        training_step(scratch, optimizer, batch)
     with torch.no_grad():
         scratch.log_prob(batch).mean().item()
     synchronize(args.device)
@@ -302,11 +307,7 @@ def train_to_target(train, validation, args, generator, device_generator):
                                      device=train.device)
         for first in range(0, train.shape[0] - 1, args.batch_size):
             batch = train[permutation[first:first + args.batch_size]]
-            optimizer.zero_grad()
-            loss = -flow.log_prob(batch).mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), 5.0)
-            optimizer.step()
+            training_step(flow, optimizer, batch)
         with torch.no_grad():
             value = flow.log_prob(validation).mean().item()
         synchronize(args.device)

@@ -109,7 +109,6 @@ double heldout_gain_se(const std::vector<float>& data, const std::vector<float>&
   return std::sqrt(variance / n + z_se * z_se);
 }
 
-// Mean of a vector in double.
 // The first `count` columns of every row: the data part of classifier rows.
 Matrix<float> leading_columns(const Matrix<float>& rows, int count) {
   const auto width = static_cast<std::size_t>(count);
@@ -121,6 +120,7 @@ Matrix<float> leading_columns(const Matrix<float>& rows, int count) {
   return out;
 }
 
+// Mean of a vector in double.
 double mean_of(const std::vector<float>& v) {
   double sum = 0;
   for (const float x : v) sum += x;
@@ -230,8 +230,8 @@ double ceiling_for_acceptance(const std::vector<float>& margins, double rate) {
 
 LogZEstimate estimate_flow_log_z(const Maf& flow, const Classifier& classifier, double ceiling,
                                  std::size_t samples, std::uint64_t seed, ClassifierInput input) {
-  const Matrix<float> x = flow.sample(samples, seed);
-  const std::vector<float> m = classifier.margins(classifier_features_of_samples(input, x, seed));
+  const std::vector<float> m =
+      classifier.margins(classifier_features_of_samples(input, flow.sample(samples, seed), seed));
   return estimate_log_z(m.data(), m.size(), ceiling);
 }
 

@@ -31,6 +31,14 @@ double finite_field(const Json& header, const std::string& key, const std::strin
   return header[key].get<double>();
 }
 
+// DataError unless the rows have the model's dimension.
+void check_columns(const Matrix<float>& x, int dim) {
+  if (x.cols() != static_cast<std::size_t>(dim)) {
+    throw DataError("calibrated model: rows have " + std::to_string(x.cols()) +
+                    " columns, the model has dimension " + std::to_string(dim));
+  }
+}
+
 }  // namespace
 
 // --- Classifier input ------------------------------------------------------------------------
@@ -128,10 +136,7 @@ void CalibratedFlow::margins(const float* x, std::size_t n, float* out, const fl
 }
 
 std::vector<float> CalibratedFlow::margins(const Matrix<float>& x) const {
-  if (x.cols() != static_cast<std::size_t>(dim())) {
-    throw DataError("calibrated model: rows have " + std::to_string(x.cols()) +
-                    " columns, the model has dimension " + std::to_string(dim()));
-  }
+  check_columns(x, dim());
   std::vector<float> out(x.rows());
   margins(x.data(), x.rows(), out.data());
   return out;
@@ -169,10 +174,7 @@ void CalibratedFlow::log_prob(const float* x, std::size_t n, float* out) const {
 }
 
 std::vector<float> CalibratedFlow::log_prob(const Matrix<float>& x) const {
-  if (x.cols() != static_cast<std::size_t>(dim())) {
-    throw DataError("calibrated model: rows have " + std::to_string(x.cols()) +
-                    " columns, the model has dimension " + std::to_string(dim()));
-  }
+  check_columns(x, dim());
   std::vector<float> out(x.rows());
   log_prob(x.data(), x.rows(), out.data());
   return out;

@@ -44,11 +44,13 @@ nlohmann::json number_or_null(double v) {
 // The classifier metrics: AUC and balanced log-loss of test rows against flow samples.
 void classifier_metrics(const CalibratedFlow& model, const Matrix<float>& test, std::uint64_t seed,
                         Evaluation* e) {
-  const Matrix<float> flow_rows = model.flow().sample(test.rows(), seed);
+  // Flow samples from their noise, which is also their base coordinates for latent input.
+  const Matrix<float> noise = Maf::base_noise(test.rows(), model.dim(), seed);
+  Matrix<float> flow_rows(test.rows(), test.cols());
+  model.flow().inverse(noise.data(), noise.rows(), flow_rows.data());
   const std::vector<float> positive = model.margins(test);
   std::vector<float> negative(flow_rows.rows());
-  const Matrix<float> flow_noise = Maf::base_noise(flow_rows.rows(), model.dim(), seed);
-  model.margins(flow_rows.data(), flow_rows.rows(), negative.data(), flow_noise.data());
+  model.margins(flow_rows.data(), flow_rows.rows(), negative.data(), noise.data());
   e->auc = area_under_curve(positive, negative);
   double loss = 0;
   for (const float m : positive) loss += softplus_neg(m);

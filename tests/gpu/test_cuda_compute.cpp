@@ -48,11 +48,7 @@ TEST_P(CudaComputeInput, CalibratedModelScoresAndSamplesLikeTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
   const Maf flow = testing::broad_gaussian_flow(2, 2.0);
   const Matrix<float> data = testing::GaussianTarget{{1.0, -0.5}, {0.8, 1.2}, 2.0}.draws(4000, 9);
-  CalibrationOptions options;
-  options.classifier.trees = 30;
-  options.classifier.max_depth = 3;
-  options.log_z_samples = 20000;
-  options.ceiling = CeilingChoice::fixed(1.0);
+  CalibrationOptions options = testing::quick_calibration_options(CeilingChoice::fixed(1.0));
   options.classifier_input = GetParam();
   const CalibratedFlow model = calibrate(flow, data, options);
 

@@ -1,7 +1,9 @@
 // XGBoost on the device against XGBoost on the host: margins from device arrays, training from
 // device arrays, and calibrated sampling with a real booster, all compared with the CPU
 // predictor of the same trees.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -133,6 +135,21 @@ TEST(CudaXGBoost, BytesThatAreNotAModelThrowXGBoostError) {
   EXPECT_THROW(CudaBooster(junk, 3, 0.0), XGBoostError);
 }
 
+// The first `count` candidates the CPU's accept rule keeps for these margins, seed and ceiling,
+// in candidate order (fewer when the candidates run out).
+Matrix<float> accepted_by_cpu_rule(const Matrix<float>& candidates,
+                                   const std::vector<float>& margins, std::uint64_t seed,
+                                   float ceiling, std::size_t count) {
+  Matrix<float> kept(count, candidates.cols());
+  std::size_t accepted = 0;
+  for (std::size_t i = 0; i < candidates.rows() && accepted < count; ++i) {
+    const float clipped = calib::clipped_margin(margins[i], 0.0f, ceiling);
+    if (!calib::accept_candidate(seed, i, clipped, ceiling)) continue;
+    std::copy(candidates.row(i), candidates.row(i) + candidates.cols(), kept.row(accepted++));
+  }
+  return kept.slice_rows(0, accepted);
+}
+
 TEST(CudaXGBoost, CalibratedSamplingWithABoosterAcceptsTheCpuRowsForAFixedSeed) {
   NFCAL_SKIP_WITHOUT_GPU();
   // Any trained booster will do: one of two Gaussian classes scores the flow samples.
@@ -151,15 +168,9 @@ TEST(CudaXGBoost, CalibratedSamplingWithABoosterAcceptsTheCpuRowsForAFixedSeed) 
   // tested on its own).
   const std::size_t pool = sampler.last_stats().candidates;
   const Matrix<float> candidates = gpu.sample(pool, 12, 0);
-  const std::vector<float> margins = host_margins(model, candidates);
-  Matrix<float> expected(2000, 4);
-  std::size_t accepted = 0;
-  for (std::size_t i = 0; i < pool && accepted < 2000; ++i) {
-    const float clipped = calib::clipped_margin(margins[i], 0.0f, 1.0f);
-    if (!calib::accept_candidate(12, i, clipped, 1.0f)) continue;
-    std::copy(candidates.row(i), candidates.row(i) + 4, expected.row(accepted++));
-  }
-  ASSERT_EQ(accepted, 2000u);
+  const Matrix<float> expected =
+      accepted_by_cpu_rule(candidates, host_margins(model, candidates), 12, 1.0f, 2000);
+  ASSERT_EQ(expected.rows(), 2000u);
   const double error = max_relative_error(out.data(), expected.data(), expected.size());
   report_parity("calibrated_rows_xgboost", error);
   EXPECT_LT(error, 1e-6);
@@ -175,8 +186,7 @@ TEST(CudaXGBoost, LatentSamplingScoresEachCandidateWithItsOwnBaseNoise) {
   // A booster over [x, u] of a 3-D flow: 6 features.
   const Labelled data = two_classes(2000, 2000, 6, 5);
   const std::vector<char> model = train_on_host(data, 20);
-  const Maf host_flow = gpu_test::random_flow(3, 16, 1, false, 33);
-  const CudaMaf gpu(host_flow);
+  const CudaMaf gpu(gpu_test::random_flow(3, 16, 1, false, 33));
   const CudaBooster booster(model, 6, 0.0);
   CudaSamplerConfig config;
   config.ceiling = 1.0f;
@@ -190,14 +200,8 @@ TEST(CudaXGBoost, LatentSamplingScoresEachCandidateWithItsOwnBaseNoise) {
   const Matrix<float> candidates = gpu.sample(pool, 14, 0);
   const std::vector<float> margins = host_margins(
       model, classifier_features_of_samples(ClassifierInput::kDataAndLatent, candidates, 14, 0));
-  Matrix<float> expected(1500, 3);
-  std::size_t accepted = 0;
-  for (std::size_t i = 0; i < pool && accepted < 1500; ++i) {
-    const float clipped = calib::clipped_margin(margins[i], 0.0f, 1.0f);
-    if (!calib::accept_candidate(14, i, clipped, 1.0f)) continue;
-    std::copy(candidates.row(i), candidates.row(i) + 3, expected.row(accepted++));
-  }
-  ASSERT_EQ(accepted, 1500u);
+  const Matrix<float> expected = accepted_by_cpu_rule(candidates, margins, 14, 1.0f, 1500);
+  ASSERT_EQ(expected.rows(), 1500u);
   const double error = max_relative_error(out.data(), expected.data(), expected.size());
   report_parity("calibrated_rows_xgboost_latent", error);
   EXPECT_LT(error, 1e-6);
