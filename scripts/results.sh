@@ -53,9 +53,9 @@ python3 - "$out" <<'PYTHON'
 import json, os, sys
 
 out = sys.argv[1]
-print("| run | dim | train rows | flow | calibrated | gain | truth | gap closed | AUC "
-      "| trees kept | L | acceptance | seconds |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| run | dim | train rows | flow | calibrated | gain | truth | gap closed "
+      "| exact ratio closes | AUC | trees kept | L | acceptance | seconds |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in sorted(os.listdir(out)):
     path = os.path.join(out, name, "metrics.json")
     if not os.path.isfile(path):
@@ -64,18 +64,17 @@ for name in sorted(os.listdir(out)):
     flow, cal = m["test_log_likelihood"], m["calibrated_test_log_likelihood"]
     gain = m["calibration_gain"]
     truth = m.get("true_test_log_likelihood")
-    closed = ""
-    if truth and truth["mean"] > flow["mean"]:
-        closed = "%.0f%%" % (100 * (cal["mean"] - flow["mean"]) / (truth["mean"] - flow["mean"]))
+    share = lambda key: "" if m.get(key) is None else "%.0f%%" % (100 * m[key])
     c, k = m["calibrated_model"], m["classifier"]
     fmt = lambda e: "%.3f +- %.3f" % (e["mean"], e["standard_error"])
-    print("| %s | %d | %d | %s | %s | %s | %s | %s | %.3f | %d / %d | %s | %.1f%% | %.0f |" % (
+    print("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %.3f | %d / %d | %s | %.1f%% | %.0f |" % (
         name, m["dim"], m["train_rows"], fmt(flow), fmt(cal), fmt(gain),
-        fmt(truth) if truth else "", closed, k["auc"], k["trees_kept"], k["trees_trained"],
+        fmt(truth) if truth else "", share("gap_closed"), share("exact_ratio_gap_closed"),
+        k["auc"], k["trees_kept"], k["trees_trained"],
         "none" if c["ceiling"] is None else "%.2f" % c["ceiling"],
         100 * c["acceptance_measured"], m["seconds"]["total"]))
     if "pixel_space" in m:
         p = m["pixel_space"]
-        print("| %s, bits per pixel | | | %s | %s | | | | | | | | |" % (
+        print("| %s, bits per pixel | | | %s | %s | | | | | | | | | |" % (
             name, fmt(p["flow_bits_per_pixel"]), fmt(p["calibrated_bits_per_pixel"])))
 PYTHON

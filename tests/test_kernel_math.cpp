@@ -172,6 +172,40 @@ TEST(KernelMathLogMeanExp, HugeValuesDoNotOverflow) {
   EXPECT_EQ(acc.count, 3u);
 }
 
+TEST(KernelMathLogMeanExp, MinusInfinityIsAZeroWeightInAnyOrderAndGrouping) {
+  // A classifier may call a row impossible (margin -infinity): its weight is zero, it still
+  // counts in the mean, and no order of folding turns it into NaN.
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> v{-inf, std::log(2.0), -inf, std::log(6.0), -inf, -inf};
+  calib::LogSumExp acc;
+  for (double x : v) acc.add(x);
+  EXPECT_EQ(acc.count, 6u);
+  EXPECT_NEAR(acc.log_mean_exp(), std::log(8.0 / 6.0), 1e-12);
+  EXPECT_NEAR(acc.effective_sample_size(), 64.0 / 40.0, 1e-12);
+  EXPECT_TRUE(std::isfinite(acc.log_mean_exp_se()));
+
+  // Partials holding only zero weights, merged on either side.
+  calib::LogSumExp zeros, values, left, right;
+  zeros.add(-inf);
+  zeros.add(-inf);
+  values.add(std::log(2.0));
+  values.add(std::log(6.0));
+  left = zeros;
+  left.merge(values);
+  right = values;
+  right.merge(zeros);
+  for (const calib::LogSumExp& merged : {left, right}) {
+    EXPECT_EQ(merged.count, 4u);
+    EXPECT_NEAR(merged.log_mean_exp(), std::log(2.0), 1e-12);
+  }
+
+  // Nothing but zero weights: log of a zero mean, no NaN anywhere.
+  zeros.merge(zeros);
+  EXPECT_EQ(zeros.count, 4u);
+  EXPECT_EQ(zeros.log_mean_exp(), -inf);
+  EXPECT_EQ(zeros.effective_sample_size(), 0.0);
+}
+
 // --- The packed MAF row engine against the CPU MAF ------------------------------------------
 
 /// Zeroes every weight the masks hide: the CPU density pass reads whole bands and relies on

@@ -59,6 +59,8 @@ TEST(ReportTest, MetricsJsonHoldsTheTableNumbersWithMissingOnesAsNull) {
   EXPECT_DOUBLE_EQ(j["test_log_likelihood"]["mean"].get<double>(), -0.5471);
   EXPECT_DOUBLE_EQ(j["calibrated_test_log_likelihood"]["standard_error"].get<double>(), 0.0268);
   EXPECT_TRUE(j["true_test_log_likelihood"].is_null());
+  EXPECT_TRUE(j["exact_ratio_test_log_likelihood"].is_null());
+  EXPECT_TRUE(j["gap_closed"].is_null());
   EXPECT_TRUE(j["calibrated_model"]["ceiling"].is_null());
   EXPECT_DOUBLE_EQ(j["classifier"]["auc"].get<double>(), 0.614);
   EXPECT_DOUBLE_EQ(j["seconds"]["total"].get<double>(), 3.5);
@@ -80,6 +82,30 @@ TEST(ReportTest, MarkdownTableShowsBothModelsAndTheTruthOnlyWhenKnown) {
   const std::string with = report_markdown(r, {false, {}, "no Python with matplotlib"});
   EXPECT_TRUE(contains(with, "| true density | -0.3089 | 0.0167 |"));
   EXPECT_TRUE(contains(with, "Pictures were skipped: no Python with matplotlib"));
+}
+
+TEST(ReportTest, GapClosedComparesTheModelWithTheExactRatioReference) {
+  RunResults r = sample_results();
+  EXPECT_TRUE(std::isnan(gap_closed(r, r.calibrated_ll)));  // no truth, no gap
+  r.true_ll = {-0.3471, 0.0167};
+  r.exact_ratio_ll = {-0.3971, 0.0201};
+  // (-0.4587 + 0.5471) / 0.2 and (-0.3971 + 0.5471) / 0.2.
+  EXPECT_NEAR(gap_closed(r, r.calibrated_ll), 0.442, 1e-9);
+  EXPECT_NEAR(gap_closed(r, r.exact_ratio_ll), 0.75, 1e-9);
+
+  const nlohmann::json j = nlohmann::json::parse(metrics_json(r, {}));
+  EXPECT_NEAR(j["gap_closed"].get<double>(), 0.442, 1e-9);
+  EXPECT_NEAR(j["exact_ratio_gap_closed"].get<double>(), 0.75, 1e-9);
+  EXPECT_DOUBLE_EQ(j["exact_ratio_test_log_likelihood"]["mean"].get<double>(), -0.3971);
+  const std::string md = report_markdown(r, {});
+  EXPECT_TRUE(contains(md, "| flow calibrated by the exact density ratio, same ceiling | -0.3971"));
+  EXPECT_TRUE(contains(md, "Calibration closed 44.2% of the flow's gap"));
+  EXPECT_TRUE(contains(md, "same ceiling, closes 75.0%"));
+
+  // A flow at or above the truth leaves no gap to close.
+  r.true_ll = {-0.6, 0.01};
+  EXPECT_TRUE(std::isnan(gap_closed(r, r.calibrated_ll)));
+  EXPECT_FALSE(contains(report_markdown(r, {}), "Calibration closed"));
 }
 
 TEST(ReportTest, ImageRunsReportBitsPerPixel) {

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/matrix.hpp"
@@ -47,6 +49,27 @@ struct Evaluation {
 /// measured rate), not thrown.
 Evaluation evaluate(const AnyModel& model, const Matrix<float>& test,
                     const EvaluateOptions& options = {});
+
+/// A log density known in closed form: one value (nats) per row of x (n, D).
+using LogDensityFunction = std::function<std::vector<double>(const Matrix<double>& x)>;
+
+/// The calibrated model a perfect classifier would make of a flow: its margin is the exact log
+/// density ratio log p(x) - log P(x) to the known density p the data come from, clipped at the
+/// given ceiling (+infinity: none) and normalized by log Z on fresh flow samples. Its test
+/// log-likelihood is the most any classifier can reach with that flow and ceiling, which tells
+/// what the ceiling costs apart from what the classifier misses (docs/calibration.md).
+struct ExactRatioReference {
+  double log_likelihood = 0, log_likelihood_se = 0;  // mean over the test rows, nats
+  double log_z = 0, log_z_se = 0;
+};
+
+/// The reference on test rows (n, D), log Z from `samples` flow samples drawn with `seed`.
+/// log_density may return -infinity where p vanishes. Throws DataError when test has no rows,
+/// the wrong column count or a NaN/Inf, and InvalidArgument when log_density is empty, returns
+/// the wrong number of values, or samples is 0.
+ExactRatioReference exact_ratio_reference(const Maf& flow, const LogDensityFunction& log_density,
+                                          const Matrix<float>& test, double ceiling,
+                                          std::size_t samples, std::uint64_t seed);
 
 /// Area under the ROC curve of scores for positives against negatives (ties count one half).
 double area_under_curve(const std::vector<float>& positives, const std::vector<float>& negatives);

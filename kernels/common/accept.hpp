@@ -46,8 +46,10 @@ struct LogSumExp {
   double sum_sq = 0;       // sum of exp(2 (v - max))
   std::uint64_t count = 0;
 
-  /// Folds in one value.
+  /// Folds in one value; -infinity is a weight of zero, which counts but adds nothing.
   NFCAL_HD void add(double v) {
+    ++count;
+    if (v == -INFINITY) return;  // exp(v - max) would be NaN while max is still -infinity
     if (v > max) {
       const double shift = exp(max - v);  // exp(-inf) = 0 on the first value
       sum = sum * shift + 1.0;
@@ -58,14 +60,15 @@ struct LogSumExp {
       sum += w;
       sum_sq += w * w;
     }
-    ++count;
   }
 
   /// Folds in another partial result (from another thread or block).
   NFCAL_HD void merge(const LogSumExp& other) {
     if (other.count == 0) return;
-    if (count == 0) {
-      *this = other;
+    if (sum == 0 || other.sum == 0) {  // a side of zero weights only (or none) adds its count
+      const std::uint64_t total = count + other.count;
+      if (sum == 0) *this = other;
+      count = total;
       return;
     }
     const double top = max > other.max ? max : other.max;
@@ -81,13 +84,13 @@ struct LogSumExp {
   NFCAL_HD double log_mean_exp() const { return max + log(sum) - log(static_cast<double>(count)); }
 
   /// Effective sample size of the weights exp(v): (sum w)^2 / sum w^2.
-  NFCAL_HD double effective_sample_size() const { return sum * sum / sum_sq; }
+  NFCAL_HD double effective_sample_size() const { return sum > 0 ? sum * sum / sum_sq : 0.0; }
 
   /// Standard error of log_mean_exp() by the delta method: sd(w) / (sqrt(n) mean(w)), with
   /// the unbiased sample variance of the weights.
   NFCAL_HD double log_mean_exp_se() const {
     const double n = static_cast<double>(count);
-    if (count < 2) return INFINITY;
+    if (count < 2 || sum == 0) return INFINITY;
     const double mean = sum / n;
     double variance = (sum_sq - n * mean * mean) / (n - 1.0);
     if (variance < 0) variance = 0;

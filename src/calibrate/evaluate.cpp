@@ -5,8 +5,12 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -175,6 +179,43 @@ std::string Evaluation::to_table() const {
   row("effective sample size", ess);
   if (!note.empty()) out << "  note: " << note << "\n";
   return out.str();
+}
+
+ExactRatioReference exact_ratio_reference(const Maf& flow, const LogDensityFunction& log_density,
+                                          const Matrix<float>& test, double ceiling,
+                                          std::size_t samples, std::uint64_t seed) {
+  check_rows(test, flow.dim(), "test data");
+  if (!log_density) throw InvalidArgument("exact_ratio_reference: no log density given");
+  if (samples == 0) throw InvalidArgument("exact_ratio_reference: samples must be positive");
+
+  // The exact log ratio as a classifier of the rows alone.
+  const auto exact_log_ratio = [&flow, &log_density](const float* x, std::size_t n, int dim,
+                                                     float* out) {
+    Matrix<double> rows(n, static_cast<std::size_t>(dim));
+    std::copy(x, x + rows.size(), rows.data());
+    const std::vector<double> truth = log_density(rows);
+    if (truth.size() != n) {
+      throw InvalidArgument("exact_ratio_reference: the log density returned " +
+                            std::to_string(truth.size()) + " values for " + std::to_string(n) +
+                            " rows");
+    }
+    std::vector<float> model(n);
+    flow.log_prob(x, n, model.data());
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(truth[i] - model[i]);
+  };
+  const auto classifier = std::make_shared<CallbackClassifier>(flow.dim(), exact_log_ratio, 0.0,
+                                                               "exact log density ratio");
+
+  // Normalized like any calibrated model; without a ceiling the largest sampled ratio bounds
+  // the (unused) sampler.
+  const LogZEstimate z = estimate_flow_log_z(flow, *classifier, ceiling, samples, seed);
+  const CalibratedFlow reference(flow, classifier, ceiling, z, z.max_margin);
+
+  ExactRatioReference result;
+  std::tie(result.log_likelihood, result.log_likelihood_se) = mean_and_se(reference.log_prob(test));
+  result.log_z = z.log_z;
+  result.log_z_se = z.se;
+  return result;
 }
 
 }  // namespace nfcal

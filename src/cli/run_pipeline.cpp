@@ -43,6 +43,7 @@ constexpr std::size_t kImagesInGrid = 64;
 constexpr std::size_t kSampleChunk = 1024;
 constexpr std::uint64_t kFlowSampleSeedOffset = 101;   // the report's flow samples
 constexpr std::uint64_t kModelSampleSeedOffset = 202;  // the report's calibrated samples
+constexpr std::uint64_t kExactRatioSeedOffset = 303;   // log Z of the exact-ratio reference
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -196,9 +197,18 @@ void print_summary(const report::RunResults& r, const std::string& folder) {
               r.flow_train_ll.mean);
   std::printf("%-28s %12.4f %10.4f %12.4f\n", "calibrated", r.calibrated_ll.mean,
               r.calibrated_ll.se, r.calibrated_train_ll.mean);
+  if (!std::isnan(r.exact_ratio_ll.mean)) {
+    std::printf("%-28s %12.4f %10.4f\n", "exact ratio, same ceiling", r.exact_ratio_ll.mean,
+                r.exact_ratio_ll.se);
+  }
   if (!std::isnan(r.true_ll.mean)) {
     std::printf("%-28s %12.4f %10.4f %12.4f\n", "true density", r.true_ll.mean, r.true_ll.se,
                 r.true_train_ll.mean);
+  }
+  const double closed = report::gap_closed(r, r.calibrated_ll);
+  if (!std::isnan(closed)) {
+    std::printf("gap to the truth closed: %.0f%% (the exact ratio at the same ceiling: %.0f%%)\n",
+                100 * closed, 100 * report::gap_closed(r, r.exact_ratio_ll));
   }
   if (r.pixel_space.active) {
     std::printf("%-28s %12.4f %10.4f\n", "flow, bits per pixel", r.pixel_space.flow_bits.mean,
@@ -416,6 +426,13 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
       report::estimate_mean(to_double(log_prob(flow, data.train, runtime.device)));
   results.calibrated_train_ll =
       report::estimate_mean(to_double(log_prob(model, data.train, runtime.device)));
+  if (data.true_log_prob) {
+    // What a perfect classifier would reach with this flow and ceiling, for comparison.
+    const ExactRatioReference exact = exact_ratio_reference(
+        flow, data.true_log_prob, data.test, model.ceiling(),
+        calibration.resolved_log_z_samples(), options.common.seed + kExactRatioSeedOffset);
+    results.exact_ratio_ll = {exact.log_likelihood, exact.log_likelihood_se};
+  }
   results.seconds.emplace_back("evaluate", seconds_since(step));
 
   // 4. Samples of both models; the calibrated ones by exact rejection.

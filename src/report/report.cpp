@@ -90,10 +90,24 @@ void write_likelihood_table(const RunResults& r, std::ostringstream& md) {
   md << "| calibrated (flow + classifier) | " << cell(r.calibrated_ll) << " | "
      << cell(r.calibrated_train_ll.mean) << " |\n";
   md << "| gain, calibrated - flow | " << cell(r.gain) << " | |\n";
+  if (!std::isnan(r.exact_ratio_ll.mean)) {
+    md << "| flow calibrated by the exact density ratio, same ceiling | " << cell(r.exact_ratio_ll)
+       << " | |\n";
+  }
   if (!std::isnan(r.true_ll.mean)) {
     md << "| true density | " << cell(r.true_ll) << " | " << cell(r.true_train_ll.mean) << " |\n";
   }
   md << "\n";
+  const double closed = gap_closed(r, r.calibrated_ll);
+  if (!std::isnan(closed)) {
+    md << "Calibration closed " << percent(closed) << " of the flow's gap to the true density";
+    const double reachable = gap_closed(r, r.exact_ratio_ll);
+    if (!std::isnan(reachable)) {
+      md << "; the exact density ratio, clipped at the same ceiling, closes " << percent(reachable)
+         << ", the most any classifier can reach with this flow and ceiling";
+    }
+    md << ".\n\n";
+  }
   if (r.pixel_space.active) {
     const PixelSpace& p = r.pixel_space;
     md << "In the original pixel space (values in [0, 256), " << p.pixels
@@ -132,6 +146,12 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
 
 }  // namespace
 
+double gap_closed(const RunResults& r, const Estimate& model) {
+  const double gap = r.true_ll.mean - r.flow_ll.mean;
+  if (!(gap > 0) || std::isnan(model.mean)) return kMissing;
+  return (model.mean - r.flow_ll.mean) / gap;
+}
+
 Estimate estimate_mean(const std::vector<double>& values) {
   if (values.empty()) return {};
   const double n = static_cast<double>(values.size());
@@ -156,7 +176,11 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
             {"calibrated_test_log_likelihood", to_json(r.calibrated_ll)},
             {"calibration_gain", to_json(r.gain)},
             {"true_test_log_likelihood",
-             std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)}};
+             std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)},
+            {"exact_ratio_test_log_likelihood",
+             std::isnan(r.exact_ratio_ll.mean) ? json(nullptr) : to_json(r.exact_ratio_ll)},
+            {"gap_closed", number(gap_closed(r, r.calibrated_ll))},
+            {"exact_ratio_gap_closed", number(gap_closed(r, r.exact_ratio_ll))}};
   j["train_log_likelihood"] = {
       {"flow", to_json(r.flow_train_ll)},
       {"calibrated", to_json(r.calibrated_train_ll)},

@@ -48,6 +48,9 @@ struct RunResults {
 
   Estimate flow_ll, calibrated_ll, true_ll;  // test log-likelihoods; true_ll NaN if unknown
   Estimate gain;                             // calibrated minus flow, row by row
+  // The flow calibrated by the exact log density ratio at the same ceiling (known densities
+  // only): the most any classifier could reach.
+  Estimate exact_ratio_ll;
   // The same on the training rows: how far the test numbers fall below them shows overfitting.
   Estimate flow_train_ll, calibrated_train_ll, true_train_ll;
   PixelSpace pixel_space;
@@ -65,6 +68,10 @@ struct RunResults {
   std::vector<std::string> warnings;  // the calibration's (CalibrationReport::warnings)
   std::vector<std::pair<std::string, double>> seconds;  // (step, wall seconds) in order
 };
+
+/// The share of the flow's gap to the true density that `model` closes on the test rows:
+/// (model - flow) / (truth - flow). NaN when the truth is unknown or the flow is not below it.
+double gap_closed(const RunResults& results, const Estimate& model);
 
 /// What the plotting step did.
 struct PlotOutcome {
