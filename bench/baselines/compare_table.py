@@ -98,6 +98,12 @@ def print_quality(folder, data, baseline):
     print("| nfcal calibrated | %.3f | %s | %.1f%% (predicted) |" % (
         ours, gap_closed(quality["flow_test_log_likelihood"], ours, truth),
         100 * quality["acceptance_predicted"]))
+    # The exact density ratio in place of a classifier: the most either side could reach.
+    for key, ceiling in (("exact_ratio_log2_test_log_likelihood", "log 2"),
+                         ("exact_ratio_test_log_likelihood", "nfcal's L")):
+        if key in quality:
+            print("| exact density ratio, ceiling %s | %.3f | %s | |" % (
+                ceiling, quality[key], gap_closed(flow, quality[key], truth)))
     print()
 
 

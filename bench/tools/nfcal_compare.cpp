@@ -547,6 +547,19 @@ json quality(const Arguments& args) {
   out["classifier_input"] = nfcal::to_string(options.classifier_input);
   out["seconds"] = seconds;
   out["device"] = device.to_string();
+
+  // The most any classifier could reach with this flow: the exact density ratio, clipped at
+  // nfcal's ceiling and at the baseline's log 2.
+  const nfcal::LogDensityFunction truth = [](const nfcal::Matrix<double>& x) {
+    return nfcal::dataset_log_prob("mixture-8d", x);
+  };
+  const std::size_t samples = options.resolved_log_z_samples();
+  out["exact_ratio_test_log_likelihood"] =
+      nfcal::exact_ratio_reference(flow, truth, test, report.ceiling, samples, options.seed + 3)
+          .log_likelihood;
+  out["exact_ratio_log2_test_log_likelihood"] =
+      nfcal::exact_ratio_reference(flow, truth, test, std::log(2.0), samples, options.seed + 3)
+          .log_likelihood;
   return out;
 }
 
