@@ -77,6 +77,51 @@ std::vector<bool> unmasked_parameters(const BasicMaf<T>& flow) {
   return live;
 }
 
+/// Zeroes every weight the masks hide: the CPU density pass reads whole bands and relies on
+/// stored zeros there, as training keeps them.
+template <typename T>
+void zero_masked_weights(BasicMaf<T>& flow) {
+  const std::vector<bool> live = unmasked_parameters(flow);
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    if (!live[i]) flow.parameters()[i] = T(0);
+  }
+}
+
+/// A flow whose every unmasked parameter is drawn from N(0, 0.2^2) (a fresh flow is the
+/// identity), with random batch-norm statistics and standardization, so each packed part of
+/// the row engine and the GPU kernels takes part in a parity test.
+inline Maf random_dense_flow(int dim, int hidden, int hidden_layers, bool batch_norm,
+                             std::uint64_t seed, int layers = 3,
+                             Activation activation = Activation::kRelu) {
+  MafConfig config;
+  config.dim = dim;
+  config.layers = layers;
+  config.hidden = hidden;
+  config.hidden_layers = hidden_layers;
+  config.activation = activation;
+  config.batch_norm = batch_norm;
+  config.seed = seed;
+  Maf flow(config);
+  std::mt19937 gen(static_cast<unsigned>(seed) + 5);
+  std::normal_distribution<float> normal(0.0f, 0.2f);
+  for (float& p : flow.parameters()) p = normal(gen);
+  zero_masked_weights(flow);
+  std::uniform_real_distribution<float> positive(0.5f, 2.0f);
+  for (const BatchNormLayout& bn : flow.batch_norm_layers()) {
+    for (int c = 0; c < dim; ++c) {
+      flow.buffers()[bn.running_mean + c] = normal(gen);
+      flow.buffers()[bn.running_var + c] = positive(gen);
+    }
+  }
+  Standardization st;
+  for (int c = 0; c < dim; ++c) {
+    st.shift.push_back(normal(gen));
+    st.scale.push_back(positive(gen));
+  }
+  flow.set_standardization(st);
+  return flow;
+}
+
 /// Rows of a standard normal, seeded.
 template <typename T>
 Matrix<T> normal_rows(std::size_t n, int dim, std::uint64_t seed) {

@@ -1,6 +1,5 @@
 // The nfcal command line tool, run as a user runs it: the real binary, real files, exit
 // status, stdout and stderr. Failures must name the culprit and leave no output file behind.
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +22,8 @@
 #include "nfcal/model_file.hpp"
 #include "nfcal/npy.hpp"
 
+#include "temp_folder_test.hpp"
+
 namespace nfcal {
 namespace {
 
@@ -32,17 +33,8 @@ struct Outcome {
   std::string err;
 };
 
-class CliTest : public ::testing::Test {
+class CliTest : public testing::TempFolderTest {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "nfcal_cli_XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-
   // Runs nfcal with `args` inside the test folder, capturing status, stdout and stderr.
   Outcome nfcal(const std::string& args) const {
     const std::string command =
@@ -55,19 +47,6 @@ class CliTest : public ::testing::Test {
     ::unlink(path(".stdout").c_str());
     ::unlink(path(".stderr").c_str());
     return outcome;
-  }
-
-  // The files in the test folder, to prove that failures leave nothing behind.
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    DIR* folder = ::opendir(dir_.c_str());
-    while (dirent* entry = ::readdir(folder)) {
-      const std::string name = entry->d_name;
-      if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(folder);
-    std::sort(names.begin(), names.end());
-    return names;
   }
 
   // Training rows from a built-in dataset, and a small flow fitted to them through the CLI.
@@ -90,8 +69,6 @@ class CliTest : public ::testing::Test {
                                                            << outcome.err;
     }
   }
-
-  std::string dir_;
 };
 
 TEST_F(CliTest, EveryCommandHasHelp) {

@@ -13,21 +13,12 @@
 #include "nfcal/error.hpp"
 #include "nfcal/npy.hpp"
 
+#include "temp_folder_test.hpp"
+
 namespace nfcal {
 namespace {
 
-class CsvTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "nfcal_csv_XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-
-  std::string dir_;
-};
+class CsvTest : public testing::TempFolderTest {};
 
 // The message decode_csv throws for `text` ("" when it throws nothing).
 std::string csv_error(const std::string& text) {

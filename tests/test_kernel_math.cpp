@@ -18,9 +18,12 @@
 #include "common/maf_pack.hpp"
 #include "common/maf_rows.hpp"
 #include "common/philox.hpp"
+#include "maf_test_support.hpp"
 
 namespace nfcal {
 namespace {
+
+using testing::random_dense_flow;
 
 // --- Philox ----------------------------------------------------------------------------------
 
@@ -208,56 +211,6 @@ TEST(KernelMathLogMeanExp, MinusInfinityIsAZeroWeightInAnyOrderAndGrouping) {
 
 // --- The packed MAF row engine against the CPU MAF ------------------------------------------
 
-/// Zeroes every weight the masks hide: the CPU density pass reads whole bands and relies on
-/// stored zeros there, as training keeps them.
-inline void zero_masked_weights(Maf& flow) {
-  for (const MadeLayout& made : flow.made_layers()) {
-    auto zero = [&](int tensor, const std::vector<int>& prefix) {
-      const TensorSpec& t = flow.tensors()[tensor];
-      for (int r = 0; r < t.rows; ++r) {
-        for (int c = prefix[r % prefix.size()]; c < t.cols; ++c) {
-          flow.parameters()[t.offset + static_cast<std::size_t>(r) * t.cols + c] = 0.0f;
-        }
-      }
-    };
-    for (std::size_t l = 0; l < made.weights.size(); ++l) zero(made.weights[l], made.prefix[l]);
-    zero(made.out_weight, made.out_prefix);
-  }
-}
-
-/// A flow with random weights everywhere (a fresh flow is the identity), random running
-/// statistics and an active standardization, so every packed part matters.
-Maf random_flow(int dim, int hidden, int hidden_layers, Activation activation, bool batch_norm,
-                std::uint64_t seed) {
-  MafConfig config;
-  config.dim = dim;
-  config.layers = 3;
-  config.hidden = hidden;
-  config.hidden_layers = hidden_layers;
-  config.activation = activation;
-  config.batch_norm = batch_norm;
-  config.seed = seed;
-  Maf flow(config);
-  std::mt19937 gen(static_cast<unsigned>(seed) + 17);
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  for (float& p : flow.parameters()) p = normal(gen);
-  zero_masked_weights(flow);
-  std::uniform_real_distribution<float> positive(0.5f, 2.0f);
-  for (const BatchNormLayout& bn : flow.batch_norm_layers()) {
-    for (int c = 0; c < dim; ++c) {
-      flow.buffers()[bn.running_mean + c] = normal(gen);
-      flow.buffers()[bn.running_var + c] = positive(gen);
-    }
-  }
-  Standardization st;
-  for (int c = 0; c < dim; ++c) {
-    st.shift.push_back(normal(gen));
-    st.scale.push_back(positive(gen));
-  }
-  flow.set_standardization(st);
-  return flow;
-}
-
 /// The fused density kernel's work on the CPU: tiles of `tile` rows, strided state.
 std::vector<float> engine_log_prob(const rows::PackedFlow& f, const Matrix<float>& x, int tile) {
   const rows::PackedMaf& maf = f.maf;
@@ -337,7 +290,8 @@ class KernelMathMafRows : public ::testing::TestWithParam<EngineCase> {};
 
 TEST_P(KernelMathMafRows, DensityMatchesTheCpuMafInTheGpuTileLayout) {
   const EngineCase c = GetParam();
-  const Maf flow = random_flow(c.dim, c.hidden, c.hidden_layers, c.activation, c.batch_norm, 5);
+  const Maf flow =
+      random_dense_flow(c.dim, c.hidden, c.hidden_layers, c.batch_norm, 5, 3, c.activation);
   const rows::PackedFlow packed = rows::pack_flow(flow);
   const Matrix<float> x = random_rows(77, c.dim, 3);
 
@@ -353,7 +307,8 @@ TEST_P(KernelMathMafRows, DensityMatchesTheCpuMafInTheGpuTileLayout) {
 
 TEST_P(KernelMathMafRows, DegreeOrderedSamplingMatchesTheCpuMafFromTheSameNoise) {
   const EngineCase c = GetParam();
-  const Maf flow = random_flow(c.dim, c.hidden, c.hidden_layers, c.activation, c.batch_norm, 8);
+  const Maf flow =
+      random_dense_flow(c.dim, c.hidden, c.hidden_layers, c.batch_norm, 8, 3, c.activation);
   const rows::PackedFlow packed = rows::pack_flow(flow);
 
   const Matrix<float> reference = flow.sample(40, 99, 1000);
@@ -367,7 +322,8 @@ TEST_P(KernelMathMafRows, DegreeOrderedSamplingMatchesTheCpuMafFromTheSameNoise)
 
 TEST_P(KernelMathMafRows, NaiveAndDegreeOrderedSamplingAgree) {
   const EngineCase c = GetParam();
-  const Maf flow = random_flow(c.dim, c.hidden, c.hidden_layers, c.activation, c.batch_norm, 4);
+  const Maf flow =
+      random_dense_flow(c.dim, c.hidden, c.hidden_layers, c.batch_norm, 4, 3, c.activation);
   const rows::PackedFlow packed = rows::pack_flow(flow);
   const Matrix<float> ordered = engine_sample(packed, 25, 7, 0, false, 1);
   const Matrix<float> naive = engine_sample(packed, 25, 7, 0, true, 3);
@@ -379,7 +335,8 @@ TEST_P(KernelMathMafRows, NaiveAndDegreeOrderedSamplingAgree) {
 TEST_P(KernelMathMafRows, DensityPassMapsSamplesBackToTheirNoise) {
   // The two directions are inverses: the noise a sample came from is recovered exactly.
   const EngineCase c = GetParam();
-  const Maf flow = random_flow(c.dim, c.hidden, c.hidden_layers, c.activation, c.batch_norm, 2);
+  const Maf flow =
+      random_dense_flow(c.dim, c.hidden, c.hidden_layers, c.batch_norm, 2, 3, c.activation);
   const rows::PackedFlow packed = rows::pack_flow(flow);
   const rows::PackedMaf& maf = packed.maf;
   const Matrix<float> x = engine_sample(packed, 10, 5, 0, false, 1);
@@ -410,7 +367,7 @@ INSTANTIATE_TEST_SUITE_P(KernelMathShapes, KernelMathMafRows,
 
 TEST(KernelMathMafPack, MaskedOutWeightsAreZeroInThePackedCopy) {
   // Changing a weight the mask hides changes neither the packed buffer nor the density.
-  Maf flow = random_flow(6, 12, 2, Activation::kRelu, false, 3);
+  Maf flow = random_dense_flow(6, 12, 2, false, 3);
   const MadeLayout& layout = flow.made_layers()[0];
   const TensorSpec& w0 = flow.tensors()[layout.weights[0]];
   int row = -1;
@@ -425,7 +382,7 @@ TEST(KernelMathMafPack, MaskedOutWeightsAreZeroInThePackedCopy) {
 }
 
 TEST(KernelMathMafPack, GroupPrefixIsTheLongestPrefixOfEachGroupOfFour) {
-  const Maf flow = random_flow(9, 10, 2, Activation::kRelu, false, 1);
+  const Maf flow = random_dense_flow(9, 10, 2, false, 1);
   const rows::PackedFlow packed = rows::pack_flow(flow);
   for (const rows::PackedMade& made : packed.made) {
     for (int l = 0; l <= packed.maf.hidden_layers; ++l) {

@@ -20,6 +20,7 @@
 #include "nfcal/model_file.hpp"
 
 #include "maf_test_support.hpp"
+#include "temp_folder_test.hpp"
 
 namespace nfcal {
 namespace {
@@ -27,18 +28,7 @@ namespace {
 using Kind = ModelFormatError::Kind;
 using Json = nlohmann::json;
 
-class ModelFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "nfcal_model_XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-
-  std::string dir_;
-};
+class ModelFileTest : public testing::TempFolderTest {};
 
 // The kind and message of the ModelFormatError that `action` throws; fails when none is.
 struct Failure {

@@ -1,6 +1,5 @@
 // NumPy .npy reading and writing, and atomic file writes: round trips for every dtype and
 // format version, files laid out byte by byte as NumPy lays them out, and every bad file.
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,35 +17,12 @@
 #include "nfcal/error.hpp"
 #include "nfcal/npy.hpp"
 
+#include "temp_folder_test.hpp"
+
 namespace nfcal {
 namespace {
 
-// A fresh folder per test, removed with its contents afterwards.
-class NpyTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "nfcal_npy_XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-
-  // Names in the folder, to prove that failed writes leave nothing behind.
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    DIR* folder = ::opendir(dir_.c_str());
-    while (dirent* entry = ::readdir(folder)) {
-      const std::string name = entry->d_name;
-      if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(folder);
-    return names;
-  }
-
-  std::string dir_;
-};
+class NpyTest : public testing::TempFolderTest {};
 
 // The message of the FileError or DataError a decode throws ("" when none is thrown).
 std::string decode_error(const std::string& bytes) {

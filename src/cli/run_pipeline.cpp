@@ -429,8 +429,8 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
   if (data.true_log_prob) {
     // What a perfect classifier would reach with this flow and ceiling, for comparison.
     const ExactRatioReference exact = exact_ratio_reference(
-        flow, data.true_log_prob, data.test, model.ceiling(),
-        calibration.resolved_log_z_samples(), options.common.seed + kExactRatioSeedOffset);
+        flow, data.true_log_prob, data.test, model.ceiling(), calibration.resolved_log_z_samples(),
+        options.common.seed + kExactRatioSeedOffset);
     results.exact_ratio_ll = {exact.log_likelihood, exact.log_likelihood_se};
   }
   results.seconds.emplace_back("evaluate", seconds_since(step));

@@ -165,22 +165,22 @@ Estimate estimate_mean(const std::vector<double>& values) {
 
 std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
   // The numbers people compare first sit at the top level.
-  json j = {{"dataset", r.dataset},
-            {"source", r.source},
-            {"dim", r.dim},
-            {"train_rows", r.train_rows},
-            {"validation_rows", r.validation_rows},
-            {"test_rows", r.test_rows},
-            {"seed", r.seed},
-            {"test_log_likelihood", to_json(r.flow_ll)},
-            {"calibrated_test_log_likelihood", to_json(r.calibrated_ll)},
-            {"calibration_gain", to_json(r.gain)},
-            {"true_test_log_likelihood",
-             std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)},
-            {"exact_ratio_test_log_likelihood",
-             std::isnan(r.exact_ratio_ll.mean) ? json(nullptr) : to_json(r.exact_ratio_ll)},
-            {"gap_closed", number(gap_closed(r, r.calibrated_ll))},
-            {"exact_ratio_gap_closed", number(gap_closed(r, r.exact_ratio_ll))}};
+  json j = {
+      {"dataset", r.dataset},
+      {"source", r.source},
+      {"dim", r.dim},
+      {"train_rows", r.train_rows},
+      {"validation_rows", r.validation_rows},
+      {"test_rows", r.test_rows},
+      {"seed", r.seed},
+      {"test_log_likelihood", to_json(r.flow_ll)},
+      {"calibrated_test_log_likelihood", to_json(r.calibrated_ll)},
+      {"calibration_gain", to_json(r.gain)},
+      {"true_test_log_likelihood", std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)},
+      {"exact_ratio_test_log_likelihood",
+       std::isnan(r.exact_ratio_ll.mean) ? json(nullptr) : to_json(r.exact_ratio_ll)},
+      {"gap_closed", number(gap_closed(r, r.calibrated_ll))},
+      {"exact_ratio_gap_closed", number(gap_closed(r, r.exact_ratio_ll))}};
   j["train_log_likelihood"] = {
       {"flow", to_json(r.flow_train_ll)},
       {"calibrated", to_json(r.calibrated_train_ll)},

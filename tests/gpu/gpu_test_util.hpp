@@ -13,6 +13,8 @@
 #include "nfcal/maf.hpp"
 #include "nfcal/matrix.hpp"
 
+#include "maf_test_support.hpp"
+
 // Skips the calling test, with the reason, when no CUDA device is usable.
 #define NFCAL_SKIP_WITHOUT_GPU()                                             \
   do {                                                                       \
@@ -26,55 +28,7 @@ inline double tolerance(double reference, double relative = 2e-4) {
   return relative * (1.0 + std::fabs(reference));
 }
 
-/// Zeroes every weight the masks hide: the CPU density pass reads whole bands and relies on
-/// stored zeros there, as training keeps them.
-inline void zero_masked_weights(Maf& flow) {
-  for (const MadeLayout& made : flow.made_layers()) {
-    auto zero = [&](int tensor, const std::vector<int>& prefix) {
-      const TensorSpec& t = flow.tensors()[tensor];
-      for (int r = 0; r < t.rows; ++r) {
-        for (int c = prefix[r % prefix.size()]; c < t.cols; ++c) {
-          flow.parameters()[t.offset + static_cast<std::size_t>(r) * t.cols + c] = 0.0f;
-        }
-      }
-    };
-    for (std::size_t l = 0; l < made.weights.size(); ++l) zero(made.weights[l], made.prefix[l]);
-    zero(made.out_weight, made.out_prefix);
-  }
-}
-
-/// A flow whose every parameter is random (a fresh flow is the identity), with random
-/// batch-norm statistics and standardization, so each packed part takes part in the test.
-inline Maf random_flow(int dim, int hidden, int hidden_layers, bool batch_norm, std::uint64_t seed,
-                       int layers = 3, Activation activation = Activation::kRelu) {
-  MafConfig config;
-  config.dim = dim;
-  config.layers = layers;
-  config.hidden = hidden;
-  config.hidden_layers = hidden_layers;
-  config.activation = activation;
-  config.batch_norm = batch_norm;
-  config.seed = seed;
-  Maf flow(config);
-  std::mt19937 gen(static_cast<unsigned>(seed) + 5);
-  std::normal_distribution<float> normal(0.0f, 0.2f);
-  for (float& p : flow.parameters()) p = normal(gen);
-  zero_masked_weights(flow);
-  std::uniform_real_distribution<float> positive(0.5f, 2.0f);
-  for (const BatchNormLayout& bn : flow.batch_norm_layers()) {
-    for (int c = 0; c < dim; ++c) {
-      flow.buffers()[bn.running_mean + c] = normal(gen);
-      flow.buffers()[bn.running_var + c] = positive(gen);
-    }
-  }
-  Standardization st;
-  for (int c = 0; c < dim; ++c) {
-    st.shift.push_back(normal(gen));
-    st.scale.push_back(positive(gen));
-  }
-  flow.set_standardization(st);
-  return flow;
-}
+using testing::random_dense_flow;
 
 /// Largest |a - b| / (1 + |b|) over two equally long arrays.
 template <typename A, typename B>

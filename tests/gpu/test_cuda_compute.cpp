@@ -23,7 +23,7 @@ namespace {
 
 TEST(CudaCompute, FlowDensitiesAndSamplesMatchTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = gpu_test::random_flow(6, 32, 2, false, 41);
+  const Maf flow = gpu_test::random_dense_flow(6, 32, 2, false, 41);
   const Matrix<float> x = gpu_test::random_rows(4000, 6, 3);
 
   const std::vector<float> gpu_lp = log_prob(flow, x, Device::cuda(0));

@@ -16,7 +16,7 @@ namespace nfcal {
 namespace {
 
 using gpu_test::max_relative_error;
-using gpu_test::random_flow;
+using gpu_test::random_dense_flow;
 using gpu_test::random_rows;
 using gpu_test::report_parity;
 
@@ -54,7 +54,7 @@ TEST(CudaErrors, ImpossibleAllocationNamesTheSizeAskedFor) {
 
 TEST(CudaMafDensity, FusedKernelMatchesTheCpuMaf) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(8, 64, 2, true, 1);
+  const Maf flow = random_dense_flow(8, 64, 2, true, 1);
   CudaMaf gpu(flow);
   ASSERT_EQ(gpu.density_path(), DensityPath::kFused);
   const Matrix<float> x = random_rows(10000, 8, 2);
@@ -68,7 +68,7 @@ TEST(CudaMafDensity, FusedKernelMatchesTheCpuMaf) {
 
 TEST(CudaMafDensity, GeneralPathMatchesTheCpuMaf) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(8, 64, 2, true, 3);
+  const Maf flow = random_dense_flow(8, 64, 2, true, 3);
   CudaMaf gpu(flow);
   gpu.set_density_path(DensityPath::kGeneral);
   const Matrix<float> x = random_rows(5000, 8, 4);
@@ -83,7 +83,7 @@ TEST(CudaMafDensity, GeneralPathMatchesTheCpuMaf) {
 TEST(CudaMafDensity, LargeModelChoosesTheGeneralPathAndMatches) {
   NFCAL_SKIP_WITHOUT_GPU();
   // 64 inputs and 512 hidden units per layer: 1 MB of weights per MADE, no fused kernel.
-  const Maf flow = random_flow(64, 512, 2, false, 5, 2, Activation::kTanh);
+  const Maf flow = random_dense_flow(64, 512, 2, false, 5, 2, Activation::kTanh);
   CudaMaf gpu(flow);
   EXPECT_EQ(gpu.density_path(), DensityPath::kGeneral);
   EXPECT_THROW(gpu.set_density_path(DensityPath::kFused), InvalidArgument);
@@ -99,7 +99,7 @@ TEST(CudaMafDensity, LargeModelChoosesTheGeneralPathAndMatches) {
 TEST(CudaMafDensity, OddShapesAndEveryActivationMatch) {
   NFCAL_SKIP_WITHOUT_GPU();
   for (const Activation a : {Activation::kRelu, Activation::kTanh, Activation::kElu}) {
-    const Maf flow = random_flow(5, 7, 3, true, 7, 4, a);
+    const Maf flow = random_dense_flow(5, 7, 3, true, 7, 4, a);
     CudaMaf gpu(flow);
     const Matrix<float> x = random_rows(333, 5, 8);
     const std::vector<float> cpu = flow.log_prob(x);
@@ -114,14 +114,14 @@ TEST(CudaMafDensity, OddShapesAndEveryActivationMatch) {
 
 TEST(CudaMafDensity, EmptyInputGivesEmptyOutput) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const CudaMaf gpu(random_flow(3, 8, 1, false, 1));
+  const CudaMaf gpu(random_dense_flow(3, 8, 1, false, 1));
   EXPECT_TRUE(gpu.log_prob(Matrix<float>(0, 3)).empty());
   EXPECT_THROW(gpu.log_prob(Matrix<float>(2, 4)), DataError);
 }
 
 TEST(CudaMafSampling, SamplesMatchTheCpuMafFromTheSameKeyedNoise) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(8, 64, 2, true, 9);
+  const Maf flow = random_dense_flow(8, 64, 2, true, 9);
   const CudaMaf gpu(flow);
   const Matrix<float> cpu = flow.sample(4000, 123, 500);
   const Matrix<float> out = gpu.sample(4000, 123, 500);
@@ -132,7 +132,7 @@ TEST(CudaMafSampling, SamplesMatchTheCpuMafFromTheSameKeyedNoise) {
 
 TEST(CudaMafSampling, NaiveKernelGivesTheSameRows) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(6, 32, 2, false, 10);
+  const Maf flow = random_dense_flow(6, 32, 2, false, 10);
   const CudaMaf gpu(flow);
   const std::size_t n = 2000;
   cuda_detail::DeviceBuffer<float> a(n * 6), b(n * 6);
@@ -148,7 +148,7 @@ TEST(CudaMafSampling, NaiveKernelGivesTheSameRows) {
 
 TEST(CudaMafSampling, LargeModelSamplesThroughGlobalScratchAndMatches) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(64, 512, 2, false, 11, 2, Activation::kTanh);
+  const Maf flow = random_dense_flow(64, 512, 2, false, 11, 2, Activation::kTanh);
   const CudaMaf gpu(flow);
   const Matrix<float> cpu = flow.sample(300, 5, 0);
   const Matrix<float> out = gpu.sample(300, 5, 0);
@@ -159,7 +159,7 @@ TEST(CudaMafSampling, LargeModelSamplesThroughGlobalScratchAndMatches) {
 
 TEST(CudaMafSampling, SplittingARequestDoesNotChangeTheRows) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const CudaMaf gpu(random_flow(4, 16, 1, false, 12));
+  const CudaMaf gpu(random_dense_flow(4, 16, 1, false, 12));
   const Matrix<float> whole = gpu.sample(1000, 77, 0);
   const Matrix<float> tail = gpu.sample(400, 77, 600);
   for (std::size_t i = 0; i < tail.size(); ++i) {
@@ -169,7 +169,7 @@ TEST(CudaMafSampling, SplittingARequestDoesNotChangeTheRows) {
 
 TEST(CudaMafSampling, DensityOfGpuSamplesMatchesTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(8, 64, 2, true, 13);
+  const Maf flow = random_dense_flow(8, 64, 2, true, 13);
   const CudaMaf gpu(flow);
   const Matrix<float> x = gpu.sample(3000, 1, 0);
   const std::vector<float> cpu = flow.log_prob(x);
@@ -179,7 +179,7 @@ TEST(CudaMafSampling, DensityOfGpuSamplesMatchesTheCpu) {
 
 TEST(CudaMafDevice, MissingDeviceIsAnInvalidArgument) {
   // Runs without a GPU too: asking for a device that is not there is refused up front.
-  const Maf flow = random_flow(2, 4, 1, false, 1);
+  const Maf flow = random_dense_flow(2, 4, 1, false, 1);
   EXPECT_THROW(CudaMaf(flow, cuda_device_count() + 3), InvalidArgument);
 }
 

@@ -17,7 +17,7 @@
 namespace nfcal {
 namespace {
 
-using gpu_test::random_flow;
+using gpu_test::random_dense_flow;
 using gpu_test::report_parity;
 
 /// margin(x) = 1 - |x|^2 / (2 dim): high near the origin, so the ceiling clips there.
@@ -130,7 +130,7 @@ TEST(CudaLogZ, LogMeanExpMatchesTheCpuReduction) {
 
 TEST(CudaCalibratedSampling, AcceptedRowsMatchTheCpuRuleForAFixedSeed) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(4, 32, 2, false, 21);
+  const Maf flow = random_dense_flow(4, 32, 2, false, 21);
   const CudaMaf gpu(flow);
   const BowlClassifier bowl(4);
   CudaSamplerConfig config;
@@ -148,7 +148,7 @@ TEST(CudaCalibratedSampling, AcceptedRowsMatchTheCpuRuleForAFixedSeed) {
 
 TEST(CudaCalibratedSampling, RoundSizesDoNotChangeTheOutput) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const CudaMaf gpu(random_flow(3, 16, 1, false, 22));
+  const CudaMaf gpu(random_dense_flow(3, 16, 1, false, 22));
   const BowlClassifier bowl(3);
   CudaSamplerConfig small;
   small.seed = 5;
@@ -164,7 +164,7 @@ TEST(CudaCalibratedSampling, RoundSizesDoNotChangeTheOutput) {
 
 TEST(CudaCalibratedSampling, HopelessAcceptanceStopsAtTheCandidateCap) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const CudaMaf gpu(random_flow(2, 8, 1, false, 23));
+  const CudaMaf gpu(random_dense_flow(2, 8, 1, false, 23));
   const BowlClassifier never(2, -std::numeric_limits<float>::infinity());
   CudaSamplerConfig config;
   config.max_candidates = 100000;
@@ -174,7 +174,7 @@ TEST(CudaCalibratedSampling, HopelessAcceptanceStopsAtTheCandidateCap) {
 
 TEST(CudaCalibratedSampling, LogZMatchesTheCpuEstimateOnTheSameFlowSamples) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(4, 32, 2, true, 24);
+  const Maf flow = random_dense_flow(4, 32, 2, true, 24);
   const CudaMaf gpu(flow);
   const BowlClassifier bowl(4);
   CudaSamplerConfig config;

@@ -17,7 +17,7 @@
 namespace nfcal {
 namespace {
 
-using gpu_test::random_flow;
+using gpu_test::random_dense_flow;
 using gpu_test::random_rows;
 using gpu_test::report_parity;
 
@@ -36,7 +36,7 @@ class CudaTrainGradient : public ::testing::TestWithParam<bool> {};
 TEST_P(CudaTrainGradient, LossAndGradientMatchTheCpu) {
   NFCAL_SKIP_WITHOUT_GPU();
   const bool batch_norm = GetParam();
-  const Maf flow = random_flow(6, 32, 2, batch_norm, 41);
+  const Maf flow = random_dense_flow(6, 32, 2, batch_norm, 41);
   const Matrix<float> x = random_rows(300, 6, 42);
 
   std::vector<float> cpu_grad(flow.num_parameters());
@@ -64,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(CudaBatchNorm, CudaTrainGradient, ::testing::Bool());
 
 TEST(CudaTrain, MaskedWeightsGetExactlyZeroGradient) {
   NFCAL_SKIP_WITHOUT_GPU();
-  const Maf flow = random_flow(5, 16, 2, false, 43);
+  const Maf flow = random_dense_flow(5, 16, 2, false, 43);
   CudaTrainer trainer(flow, TrainConfig{});
   std::vector<float> grad;
   trainer.loss_and_gradient(random_rows(64, 5, 44), grad);
@@ -80,7 +80,7 @@ TEST(CudaTrain, MaskedWeightsGetExactlyZeroGradient) {
 
 TEST(CudaTrain, OneEpochMatchesTheCpuOptimizerSteps) {
   NFCAL_SKIP_WITHOUT_GPU();
-  Maf cpu = random_flow(4, 16, 2, true, 45);
+  Maf cpu = random_dense_flow(4, 16, 2, true, 45);
   const Matrix<float> train = random_rows(1000, 4, 46);
   TrainConfig config;
   config.batch_size = 128;
@@ -121,7 +121,7 @@ TEST(CudaTrain, OneEpochMatchesTheCpuOptimizerSteps) {
   }
 
   // The GPU epoch from the same start.
-  Maf gpu = random_flow(4, 16, 2, true, 45);
+  Maf gpu = random_dense_flow(4, 16, 2, true, 45);
   CudaTrainer trainer(gpu, config);
   cuda_detail::DeviceBuffer<float> d_rows(train.size());
   NFCAL_CUDA_CHECK(cudaMemcpy(d_rows.data(), train.data(), train.size() * sizeof(float),
@@ -155,7 +155,7 @@ TEST(CudaTrain, FitOnTheGpuFollowsTheCpuFit) {
   config.learning_rate = 5e-4;
   config.seed = 9;
 
-  Maf on_cpu = gpu_test::random_flow(4, 32, 2, false, 53);
+  Maf on_cpu = gpu_test::random_dense_flow(4, 32, 2, false, 53);
   Maf on_gpu = on_cpu;
   const TrainResult cpu = fit(on_cpu, train, nullptr, config);
   config.device = Device::cuda(0);

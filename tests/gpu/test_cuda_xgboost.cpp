@@ -155,7 +155,7 @@ TEST(CudaXGBoost, CalibratedSamplingWithABoosterAcceptsTheCpuRowsForAFixedSeed) 
   // Any trained booster will do: one of two Gaussian classes scores the flow samples.
   const Labelled data = two_classes(2000, 2000, 4, 4);
   const std::vector<char> model = train_on_host(data, 20);
-  const CudaMaf gpu(gpu_test::random_flow(4, 16, 1, false, 31));
+  const CudaMaf gpu(gpu_test::random_dense_flow(4, 16, 1, false, 31));
   const CudaBooster booster(model, 4, 0.0);
   CudaSamplerConfig config;
   config.ceiling = 1.0f;
@@ -186,7 +186,7 @@ TEST(CudaXGBoost, LatentSamplingScoresEachCandidateWithItsOwnBaseNoise) {
   // A booster over [x, u] of a 3-D flow: 6 features.
   const Labelled data = two_classes(2000, 2000, 6, 5);
   const std::vector<char> model = train_on_host(data, 20);
-  const CudaMaf gpu(gpu_test::random_flow(3, 16, 1, false, 33));
+  const CudaMaf gpu(gpu_test::random_dense_flow(3, 16, 1, false, 33));
   const CudaBooster booster(model, 6, 0.0);
   CudaSamplerConfig config;
   config.ceiling = 1.0f;
