@@ -139,6 +139,28 @@ TEST(ExactRatioReference, ADensityThatVanishesGivesZeroWeightNotNaN) {
   EXPECT_NEAR(r.log_likelihood, -std::log(4.0), 4 * r.log_z_se + 1e-4);
 }
 
+TEST(ExactRatioReference, ATargetNoFlowSampleReachesIsANamedError) {
+  // Uniform on a square far outside the flow's mass: every flow sample has weight zero.
+  const LogDensityFunction far_square = [](const Matrix<double>& x) {
+    std::vector<double> out(x.rows(), 0.0);
+    for (std::size_t i = 0; i < x.rows(); ++i) {
+      if (x(i, 0) < 100 || x(i, 0) > 101 || x(i, 1) < 100 || x(i, 1) > 101) out[i] = -kInf;
+    }
+    return out;
+  };
+  const Matrix<float> test(20, 2, 100.5f);
+  const Maf flow = broad_gaussian_flow(2, kFlowScale);
+  for (const double ceiling : {1.0, kInf}) {
+    try {
+      exact_ratio_reference(flow, far_square, test, ceiling, 1000, 41);
+      FAIL() << "a log Z of minus infinity was accepted";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("no flow sample of 1000"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(ExactRatioReference, RejectsBadInputByName) {
   const Maf flow = broad_gaussian_flow(2, kFlowScale);
   const Matrix<float> test(10, 2, 0.5f);

@@ -66,7 +66,8 @@ struct ExactRatioReference {
 /// The reference on test rows (n, D), log Z from `samples` flow samples drawn with `seed`.
 /// log_density may return -infinity where p vanishes. Throws DataError when test has no rows,
 /// the wrong column count or a NaN/Inf, and InvalidArgument when log_density is empty, returns
-/// the wrong number of values, or samples is 0.
+/// the wrong number of values, or samples is 0, or when no flow sample lands where the known
+/// density is positive (log Z would be minus infinity).
 ExactRatioReference exact_ratio_reference(const Maf& flow, const LogDensityFunction& log_density,
                                           const Matrix<float>& test, double ceiling,
                                           std::size_t samples, std::uint64_t seed);

@@ -209,6 +209,11 @@ ExactRatioReference exact_ratio_reference(const Maf& flow, const LogDensityFunct
   // Normalized like any calibrated model; without a ceiling the largest sampled ratio bounds
   // the (unused) sampler.
   const LogZEstimate z = estimate_flow_log_z(flow, *classifier, ceiling, samples, seed);
+  if (!std::isfinite(z.log_z)) {
+    throw InvalidArgument("exact_ratio_reference: log Z is " + std::to_string(z.log_z) +
+                          ": no flow sample of " + std::to_string(samples) +
+                          " lands where the known density is positive");
+  }
   const CalibratedFlow reference(flow, classifier, ceiling, z, z.max_margin);
 
   ExactRatioReference result;
