@@ -41,6 +41,9 @@ using report::Estimate;
 constexpr std::size_t kMaxReportSamples = 5000;
 constexpr std::size_t kImagesInGrid = 64;
 constexpr std::size_t kSampleChunk = 1024;
+// The exact-ratio reference runs on the CPU flow even on a GPU, so its log Z takes no more
+// than the CPU's default count of flow samples.
+constexpr std::size_t kMaxExactRatioSamples = 100000;
 constexpr std::uint64_t kFlowSampleSeedOffset = 101;   // the report's flow samples
 constexpr std::uint64_t kModelSampleSeedOffset = 202;  // the report's calibrated samples
 constexpr std::uint64_t kExactRatioSeedOffset = 303;   // log Z of the exact-ratio reference
@@ -430,9 +433,11 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
     // What a perfect classifier would reach with this flow and ceiling, for comparison. It is
     // a diagnostic: when it cannot be computed the run goes on without it.
     try {
-      const ExactRatioReference exact = exact_ratio_reference(
-          flow, data.true_log_prob, data.test, model.ceiling(),
-          calibration.resolved_log_z_samples(), options.common.seed + kExactRatioSeedOffset);
+      const std::size_t samples =
+          std::min(calibration.resolved_log_z_samples(), kMaxExactRatioSamples);
+      const ExactRatioReference exact =
+          exact_ratio_reference(flow, data.true_log_prob, data.test, model.ceiling(), samples,
+                                options.common.seed + kExactRatioSeedOffset);
       results.exact_ratio_ll = {exact.log_likelihood, exact.log_likelihood_se};
     } catch (const Error& failed) {
       spdlog::warn("exact-ratio reference skipped: {}", failed.what());
