@@ -148,9 +148,13 @@ class CalibratedFlow {
   /// Training metadata, a JSON object.
   const std::string& metadata_json() const { return metadata_json_; }
 
-  /// The classifier's margins of n rows x (n, D) into out (n), built from the rows and, for
-  /// latent input, their base coordinates u (n, D): pass them when known (flow samples),
-  /// or nullptr to map x through the flow. Throws DataError when a margin is NaN.
+  /// What the classifier scores of n rows x (n, D): the rows and, for latent input, their
+  /// base coordinates u (n, D), given when known (flow samples) or nullptr to map x through
+  /// the flow. (n, classifier_feature_count()) values.
+  Matrix<float> classifier_rows(const float* x, std::size_t n, const float* u = nullptr) const;
+
+  /// The classifier's margins of n rows x (n, D) into out (n), scored on classifier_rows(x, n,
+  /// u). Throws DataError when a margin is NaN.
   void margins(const float* x, std::size_t n, float* out, const float* u = nullptr) const;
   /// The same for a matrix of dim() columns.
   std::vector<float> margins(const Matrix<float>& x) const;

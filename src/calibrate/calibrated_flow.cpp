@@ -118,20 +118,24 @@ double CalibratedFlow::acceptance_predicted() const {
   return std::min(1.0, std::exp(log_z_.log_z - sampling_bound_));
 }
 
-void CalibratedFlow::margins(const float* x, std::size_t n, float* out, const float* u) const {
-  if (n == 0) return;
-  if (input_ == ClassifierInput::kData) {
-    classifier_->margins(x, n, out);
-    return;
-  }
+Matrix<float> CalibratedFlow::classifier_rows(const float* x, std::size_t n, const float* u) const {
   std::vector<float> mapped;
-  if (u == nullptr) {
+  if (input_ == ClassifierInput::kDataAndLatent && u == nullptr) {
     mapped.resize(n * static_cast<std::size_t>(dim()));
     std::vector<double> log_det(n);
     flow_.forward(x, n, mapped.data(), log_det.data());
     u = mapped.data();
   }
-  const Matrix<float> rows = classifier_features(input_, x, u, n, dim());
+  return classifier_features(input_, x, u, n, dim());
+}
+
+void CalibratedFlow::margins(const float* x, std::size_t n, float* out, const float* u) const {
+  if (n == 0) return;
+  if (input_ == ClassifierInput::kData) {
+    classifier_->margins(x, n, out);  // the rows themselves, without a copy
+    return;
+  }
+  const Matrix<float> rows = classifier_rows(x, n, u);
   classifier_->margins(rows.data(), n, out);
 }
 

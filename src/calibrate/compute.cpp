@@ -81,16 +81,10 @@ std::vector<float> log_prob(const CalibratedFlow& model, const Matrix<float>& x,
   // Latent input takes its base coordinates from the CPU flow: the device density pass
   // reduces them to a log density and keeps none.
   const CudaBooster booster = device_booster(model, device.index);
-  std::vector<float> margins;
-  if (model.classifier_input() == ClassifierInput::kData) {
-    margins = booster.margins(x);
-  } else {
-    Matrix<float> u(x.rows(), x.cols());
-    std::vector<double> log_det(x.rows());
-    model.flow().forward(x.data(), x.rows(), u.data(), log_det.data());
-    margins = booster.margins(
-        classifier_features(model.classifier_input(), x.data(), u.data(), x.rows(), model.dim()));
-  }
+  const std::vector<float> margins =
+      model.classifier_input() == ClassifierInput::kData
+          ? booster.margins(x)
+          : booster.margins(model.classifier_rows(x.data(), x.rows()));
   std::vector<float> out = CudaMaf(model.flow(), device.index).log_prob(x);
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (std::isnan(margins[i])) {
