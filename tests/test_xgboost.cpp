@@ -171,6 +171,44 @@ TEST(XGBoostClassifier, RefitBoostsTheChosenTreesOnEveryRowAndLeavesHeldOutMargi
   EXPECT_GT(differs_from_split, 1e-2);
 }
 
+TEST(XGBoostClassifier, RoundCallbackSeesTheSelectionThenTheRefitCountedOn) {
+  const Matrix<float> data = gaussian_rows(1000, 2, 0.7f, 25);
+  const Matrix<float> flow = gaussian_rows(2000, 2, 0.0f, 26);
+  std::vector<BoostingRound> seen;
+  const RoundCallback record = [&seen](const BoostingRound& r) { seen.push_back(r); };
+  XGBoostTrainReport report;
+  XGBoostClassifier::train(data, flow, small_params(), {}, &report, record);
+
+  // One call per selection round with its held-out score, then one per refit round.
+  const auto trained = static_cast<std::size_t>(report.trees_trained);
+  const auto kept = static_cast<std::size_t>(report.trees_kept);
+  ASSERT_EQ(seen.size(), trained + kept);
+  for (std::size_t i = 0; i < trained; ++i) {
+    EXPECT_FALSE(seen[i].refit);
+    EXPECT_EQ(seen[i].rounds, static_cast<int>(i) + 1);
+    EXPECT_DOUBLE_EQ(seen[i].score, report.score_history[i]);
+  }
+  for (std::size_t k = 0; k < kept; ++k) {
+    const BoostingRound& r = seen[trained + k];
+    EXPECT_TRUE(r.refit);
+    EXPECT_EQ(r.rounds, static_cast<int>(trained + k) + 1);
+    EXPECT_EQ(r.rounds_at_most, static_cast<int>(trained + kept));
+  }
+
+  // Nothing held out: no scores and no refit, yet no round is taken for one.
+  XGBoostParams all_rows = small_params();
+  all_rows.validation_fraction = 0;
+  all_rows.trees = 12;
+  seen.clear();
+  XGBoostClassifier::train(data, flow, all_rows, {}, nullptr, record);
+  ASSERT_EQ(seen.size(), 12u);
+  for (const BoostingRound& r : seen) {
+    EXPECT_FALSE(r.refit);
+    EXPECT_TRUE(std::isnan(r.score));
+    EXPECT_EQ(r.rounds_at_most, 12);
+  }
+}
+
 TEST(XGBoostClassifier, ModelBytesRoundTripToIdenticalMargins) {
   const Matrix<float> data = gaussian_rows(800, 3, 1.0f, 10);
   const Matrix<float> flow = gaussian_rows(800, 3, 0.0f, 11);

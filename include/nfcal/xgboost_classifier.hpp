@@ -55,9 +55,17 @@ struct XGBoostParams {
 using SelectionScore = std::function<double(const std::vector<float>& data_margins,
                                             const std::vector<float>& flow_margins)>;
 
-/// Called after every boosting round with the rounds done so far, the most there can be and
-/// the held-out score after this round (NaN when nothing is held out); for progress displays.
-using RoundCallback = std::function<void(int rounds, int rounds_at_most, double score)>;
+/// Where training stands after a boosting round, for progress displays. The refit's rounds
+/// are counted on after the selection's.
+struct BoostingRound {
+  int rounds = 0;          // rounds done so far
+  int rounds_at_most = 0;  // the most there can be
+  double score = 0;        // held-out score after this round; NaN when nothing is held out
+  bool refit = false;      // a round of the refit on all rows (no score)
+};
+
+/// Called after every boosting round.
+using RoundCallback = std::function<void(const BoostingRound& round)>;
 
 /// What training did.
 struct XGBoostTrainReport {

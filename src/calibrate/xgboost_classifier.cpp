@@ -159,7 +159,6 @@ std::size_t heldout_count(std::size_t n, double fraction, const char* what) {
   return count;
 }
 
-// Raw margins of a DMatrix from the booster's prediction cache, with the balance removed.
 // A booster over the cached matrices with the calibration parameters, owned by the caller.
 // base_score is the class prior n1 / (n1 + n0), so the starting margin is exactly the
 // balance log(n1 / n0).
@@ -191,6 +190,7 @@ BoosterHandle create_booster(const std::vector<DMatrixHandle>& cache, const XGBo
   return h;
 }
 
+// Raw margins of a DMatrix from the booster's prediction cache, with the balance removed.
 std::vector<float> cached_margins(BoosterHandle booster, DMatrixHandle rows, double balance) {
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
@@ -347,13 +347,13 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   for (; round < params.trees; ++round) {
     check_xgb(XGBoosterUpdateOneIter(h, round, train_matrix->handle), "XGBoosterUpdateOneIter");
     if (hold1 == 0) {
-      if (on_round) on_round(round + 1, params.trees, std::numeric_limits<double>::quiet_NaN());
+      if (on_round) on_round({round + 1, params.trees, std::numeric_limits<double>::quiet_NaN()});
       continue;
     }
     const double s = selection(cached_margins(h, heldout1_matrix->handle, balance),
                                cached_margins(h, heldout0_matrix->handle, balance));
     r.score_history.push_back(s);
-    if (on_round) on_round(round + 1, params.trees, s);
+    if (on_round) on_round({round + 1, params.trees, s});
     if (s > best_score) {
       best_score = s;
       best = round + 1;
@@ -396,7 +396,7 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
       check_xgb(XGBoosterUpdateOneIter(refitted->handle, k, all_matrix.handle),
                 "XGBoosterUpdateOneIter");
       if (on_round) {
-        on_round(round + k + 1, round + best, std::numeric_limits<double>::quiet_NaN());
+        on_round({round + k + 1, round + best, std::numeric_limits<double>::quiet_NaN(), true});
       }
     }
     r.balance = std::log(static_cast<double>(data.rows()) / static_cast<double>(flow_rows.rows()));

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -85,21 +84,19 @@ EpochCallback training_progress(ProgressBar* bar) {
 }
 
 RoundCallback classifier_progress(ProgressBar* bar) {
-  // Rounds without a score are the refit on all rows, counted on after the chosen ones.
-  return [bar](int rounds, int rounds_at_most, double score) {
-    const bool refit = std::isnan(score);
+  return [bar](const BoostingRound& r) {
     if (!bar->enabled()) {
-      if (refit) {
-        spdlog::debug("classifier refit round {}/{}", rounds, rounds_at_most);
+      if (r.refit) {
+        spdlog::debug("classifier refit round {}/{}", r.rounds, r.rounds_at_most);
       } else {
-        spdlog::debug("classifier round {}/{}: held-out gain {:.5f}", rounds, rounds_at_most,
-                      score);
+        spdlog::debug("classifier round {}/{}: held-out gain {:.5f}", r.rounds, r.rounds_at_most,
+                      r.score);
       }
       return;
     }
-    bar->set_total(static_cast<std::size_t>(rounds_at_most));
-    bar->update(static_cast<std::size_t>(rounds),
-                refit ? std::string("refit on all rows") : fmt::format("gain {:.4f}", score));
+    bar->set_total(static_cast<std::size_t>(r.rounds_at_most));
+    bar->update(static_cast<std::size_t>(r.rounds),
+                r.refit ? std::string("refit on all rows") : fmt::format("gain {:.4f}", r.score));
   };
 }
 
