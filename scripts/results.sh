@@ -64,7 +64,8 @@ for name in sorted(os.listdir(out)):
     flow, cal = m["test_log_likelihood"], m["calibrated_test_log_likelihood"]
     gain = m["calibration_gain"]
     truth = m.get("true_test_log_likelihood")
-    share = lambda key: "" if m.get(key) is None else "%.0f%%" % (100 * m[key])
+    share = lambda key: "" if m.get(key) is None else "%.0f%% +- %.0f%%" % (
+        100 * m[key]["mean"], 100 * m[key]["standard_error"])
     c, k = m["calibrated_model"], m["classifier"]
     fmt = lambda e: "%.3f +- %.3f" % (e["mean"], e["standard_error"])
     print("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %.3f | %d / %d | %s | %.1f%% | %.0f |" % (

@@ -81,6 +81,12 @@ TEST(ExactRatioReference, WithoutACeilingItIsTheTargetDensity) {
   const std::vector<double> truth = target_density(target)(test.cast<double>());
   EXPECT_LT(std::abs(r.log_z), 4 * r.log_z_se + 1e-4);
   EXPECT_NEAR(r.log_likelihood, mean_se(truth).first, 4 * r.log_z_se + 1e-4);
+
+  // Row by row as well: every row's density is q's, shifted by the same log Z.
+  ASSERT_EQ(r.log_prob.size(), test.rows());
+  for (std::size_t i = 0; i < test.rows(); ++i) {
+    ASSERT_NEAR(r.log_prob[i], truth[i] - r.log_z, 1e-3) << "row " << i;
+  }
 }
 
 TEST(ExactRatioReference, WithACeilingItMatchesAnIndependentMonteCarloEstimate) {

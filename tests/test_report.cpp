@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -84,27 +86,82 @@ TEST(ReportTest, MarkdownTableShowsBothModelsAndTheTruthOnlyWhenKnown) {
   EXPECT_TRUE(contains(with, "Pictures were skipped: no Python with matplotlib"));
 }
 
+TEST(ReportTest, GapShareIsTheRatioOfMeanGainToMeanGap) {
+  // Gains 0.1, 0.3, 0.2 on gaps 0.4, 0.6, 0.5: the share is 0.6 / 1.5.
+  const std::vector<double> flow = {-1.0, -2.0, -3.0};
+  const std::vector<double> model = {-0.9, -1.7, -2.8};
+  const std::vector<double> truth = {-0.6, -1.4, -2.5};
+  const Estimate share = gap_share(flow, model, truth);
+  EXPECT_NEAR(share.mean, 0.4, 1e-12);
+  // Residuals of (model - flow) - 0.4 (truth - flow): -0.06, 0.06, 0; mean gap 0.5.
+  EXPECT_NEAR(share.se, std::sqrt(0.0072 / 2 / 3) / 0.5, 1e-12);
+
+  // A model that closes the same share of every row's gap has no sampling error.
+  const Estimate exact = gap_share({-1.0, -2.0}, {-0.75, -1.5}, {0.0, 0.0});
+  EXPECT_NEAR(exact.mean, 0.25, 1e-12);
+  EXPECT_NEAR(exact.se, 0.0, 1e-12);
+}
+
+TEST(ReportTest, GapShareIsMissingWithoutAGapOrWithMismatchedRows) {
+  EXPECT_TRUE(std::isnan(gap_share({}, {}, {}).mean));
+  EXPECT_TRUE(std::isnan(gap_share({-1.0, -2.0}, {-1.0}, {0.0, 0.0}).mean));
+  EXPECT_TRUE(std::isnan(gap_share({-1.0}, {-0.5}, {-1.0}).mean));  // flow equals the truth
+  EXPECT_TRUE(std::isnan(gap_share({-1.0}, {-0.5}, {-2.0}).mean));  // flow above the truth
+  const Estimate one = gap_share({-1.0}, {-0.5}, {0.0});
+  EXPECT_DOUBLE_EQ(one.mean, 0.5);
+  EXPECT_DOUBLE_EQ(one.se, 0.0);
+}
+
+// The standard error is what it claims to be: across independent test sets drawn from one
+// population of rows, the shares scatter by about the standard errors they report.
+TEST(ReportTest, GapShareStandardErrorMatchesTheScatterOfRepeatedTestSets) {
+  std::mt19937_64 rng(11);
+  std::gamma_distribution<double> gap_of_row(0.7, 0.5);  // skewed, as real per-row gaps are
+  std::normal_distribution<double> noise(0.0, 0.15);
+  constexpr int kSets = 400;
+  constexpr int kRows = 500;
+  double sum = 0, sum_squares = 0, se_sum = 0;
+  for (int set = 0; set < kSets; ++set) {
+    std::vector<double> flow(kRows), model(kRows), truth(kRows);
+    for (int i = 0; i < kRows; ++i) {
+      flow[i] = -2.0 + noise(rng);
+      truth[i] = flow[i] + gap_of_row(rng);
+      model[i] = flow[i] + 0.4 * (truth[i] - flow[i]) + noise(rng);
+    }
+    const Estimate share = gap_share(flow, model, truth);
+    sum += share.mean;
+    sum_squares += share.mean * share.mean;
+    se_sum += share.se;
+  }
+  const double mean = sum / kSets;
+  const double scatter = std::sqrt((sum_squares - kSets * mean * mean) / (kSets - 1));
+  EXPECT_NEAR(mean, 0.4, 3 * scatter / std::sqrt(kSets));
+  // 400 sets estimate the scatter to within about 4% (one standard error).
+  EXPECT_NEAR(se_sum / kSets / scatter, 1.0, 0.12);
+}
+
 TEST(ReportTest, GapClosedComparesTheModelWithTheExactRatioReference) {
   RunResults r = sample_results();
-  EXPECT_TRUE(std::isnan(gap_closed(r, r.calibrated_ll)));  // no truth, no gap
+  nlohmann::json j = nlohmann::json::parse(metrics_json(r, {}));
+  EXPECT_TRUE(j["gap_closed"].is_null());  // no truth, no gap
+  EXPECT_TRUE(j["exact_ratio_gap_closed"].is_null());
+
   r.true_ll = {-0.3471, 0.0167};
   r.exact_ratio_ll = {-0.3971, 0.0201};
-  // (-0.4587 + 0.5471) / 0.2 and (-0.3971 + 0.5471) / 0.2.
-  EXPECT_NEAR(gap_closed(r, r.calibrated_ll), 0.442, 1e-9);
-  EXPECT_NEAR(gap_closed(r, r.exact_ratio_ll), 0.75, 1e-9);
-
-  const nlohmann::json j = nlohmann::json::parse(metrics_json(r, {}));
-  EXPECT_NEAR(j["gap_closed"].get<double>(), 0.442, 1e-9);
-  EXPECT_NEAR(j["exact_ratio_gap_closed"].get<double>(), 0.75, 1e-9);
+  r.gap_closed = {0.442, 0.031};
+  r.exact_ratio_gap_closed = {0.75, 0.02};
+  j = nlohmann::json::parse(metrics_json(r, {}));
+  EXPECT_DOUBLE_EQ(j["gap_closed"]["mean"].get<double>(), 0.442);
+  EXPECT_DOUBLE_EQ(j["gap_closed"]["standard_error"].get<double>(), 0.031);
+  EXPECT_DOUBLE_EQ(j["exact_ratio_gap_closed"]["mean"].get<double>(), 0.75);
   EXPECT_DOUBLE_EQ(j["exact_ratio_test_log_likelihood"]["mean"].get<double>(), -0.3971);
   const std::string md = report_markdown(r, {});
   EXPECT_TRUE(contains(md, "| flow calibrated by the exact density ratio, same ceiling | -0.3971"));
-  EXPECT_TRUE(contains(md, "Calibration closed 44.2% of the flow's gap"));
-  EXPECT_TRUE(contains(md, "same ceiling, closes 75.0%"));
+  EXPECT_TRUE(contains(md, "Calibration closed 44.2% +- 3.1% of the flow's gap"));
+  EXPECT_TRUE(contains(md, "same ceiling, closes 75.0% +- 2.0%"));
 
-  // A flow at or above the truth leaves no gap to close.
-  r.true_ll = {-0.6, 0.01};
-  EXPECT_TRUE(std::isnan(gap_closed(r, r.calibrated_ll)));
+  // Without a share (a flow at or above the truth) the sentence is left out.
+  r.gap_closed = {};
   EXPECT_FALSE(contains(report_markdown(r, {}), "Calibration closed"));
 }
 

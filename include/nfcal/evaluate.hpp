@@ -59,7 +59,8 @@ using LogDensityFunction = std::function<std::vector<double>(const Matrix<double
 /// log-likelihood is the most any classifier can reach with that flow and ceiling, which tells
 /// what the ceiling costs apart from what the classifier misses (docs/calibration.md).
 struct ExactRatioReference {
-  double log_likelihood = 0, log_likelihood_se = 0;  // mean over the test rows, nats
+  std::vector<double> log_prob;                      // per test row, nats
+  double log_likelihood = 0, log_likelihood_se = 0;  // their mean and its standard error
   double log_z = 0, log_z_se = 0;
 };
 

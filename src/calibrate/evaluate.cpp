@@ -217,7 +217,9 @@ ExactRatioReference exact_ratio_reference(const Maf& flow, const LogDensityFunct
   const CalibratedFlow reference(flow, classifier, ceiling, z, z.max_margin);
 
   ExactRatioReference result;
-  std::tie(result.log_likelihood, result.log_likelihood_se) = mean_and_se(reference.log_prob(test));
+  const std::vector<float> log_prob = reference.log_prob(test);
+  result.log_prob.assign(log_prob.begin(), log_prob.end());
+  std::tie(result.log_likelihood, result.log_likelihood_se) = mean_and_se(log_prob);
   result.log_z = z.log_z;
   result.log_z_se = z.se;
   return result;

@@ -208,12 +208,13 @@ void print_summary(const report::RunResults& r, const std::string& folder) {
     std::printf("%-28s %12.4f %10.4f %12.4f\n", "true density", r.true_ll.mean, r.true_ll.se,
                 r.true_train_ll.mean);
   }
-  const double closed = report::gap_closed(r, r.calibrated_ll);
-  const double reachable = report::gap_closed(r, r.exact_ratio_ll);
-  if (!std::isnan(closed)) {
-    std::printf("gap to the truth closed: %.0f%%", 100 * closed);
-    if (!std::isnan(reachable)) {
-      std::printf(" (the exact ratio at the same ceiling: %.0f%%)", 100 * reachable);
+  const report::Estimate& closed = r.gap_closed;
+  const report::Estimate& reachable = r.exact_ratio_gap_closed;
+  if (!std::isnan(closed.mean)) {
+    std::printf("gap to the truth closed: %.0f%% +- %.0f%%", 100 * closed.mean, 100 * closed.se);
+    if (!std::isnan(reachable.mean)) {
+      std::printf(" (the exact ratio at the same ceiling: %.0f%% +- %.0f%%)", 100 * reachable.mean,
+                  100 * reachable.se);
     }
     std::printf("\n");
   }
@@ -433,6 +434,7 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
       report::estimate_mean(to_double(log_prob(flow, data.train, runtime.device)));
   results.calibrated_train_ll =
       report::estimate_mean(to_double(log_prob(model, data.train, runtime.device)));
+  std::vector<double> exact_ratio_ll;
   if (data.true_log_prob) {
     // What a perfect classifier would reach with this flow and ceiling, for comparison. It is
     // a diagnostic: when it cannot be computed the run goes on without it.
@@ -443,6 +445,7 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
           exact_ratio_reference(flow, data.true_log_prob, data.test, model.ceiling(), samples,
                                 options.common.seed + kExactRatioSeedOffset);
       results.exact_ratio_ll = {exact.log_likelihood, exact.log_likelihood_se};
+      exact_ratio_ll = exact.log_prob;
     } catch (const Error& failed) {
       spdlog::warn("exact-ratio reference skipped: {}", failed.what());
     }
@@ -484,8 +487,11 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
   results.calibrated_ll = report::estimate_mean(model_ll);
   results.gain = report::estimate_mean(difference(flow_ll, model_ll));
   if (data.true_log_prob) {
-    results.true_ll = report::estimate_mean(data.true_log_prob(data.test.cast<double>()));
+    const std::vector<double> true_ll = data.true_log_prob(data.test.cast<double>());
+    results.true_ll = report::estimate_mean(true_ll);
     results.true_train_ll = report::estimate_mean(data.true_log_prob(data.train.cast<double>()));
+    results.gap_closed = report::gap_share(flow_ll, model_ll, true_ll);
+    results.exact_ratio_gap_closed = report::gap_share(flow_ll, exact_ratio_ll, true_ll);
   }
   results.epochs_run = fitted.epochs_run;
   results.best_epoch = fitted.best_epoch;

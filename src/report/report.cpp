@@ -52,6 +52,11 @@ std::string percent(double rate) {
   return std::isfinite(rate) ? fmt::format("{:.1f}%", 100.0 * rate) : "-";
 }
 
+std::string percent(const Estimate& share) {
+  if (!std::isfinite(share.se)) return percent(share.mean);
+  return percent(share.mean) + " +- " + percent(share.se);
+}
+
 // Quotes one argument for /bin/sh.
 std::string shell_quote(const std::string& text) {
   std::string quoted = "'";
@@ -98,15 +103,15 @@ void write_likelihood_table(const RunResults& r, std::ostringstream& md) {
     md << "| true density | " << cell(r.true_ll) << " | " << cell(r.true_train_ll.mean) << " |\n";
   }
   md << "\n";
-  const double closed = gap_closed(r, r.calibrated_ll);
-  if (!std::isnan(closed)) {
-    md << "Calibration closed " << percent(closed) << " of the flow's gap to the true density";
-    const double reachable = gap_closed(r, r.exact_ratio_ll);
-    if (!std::isnan(reachable)) {
-      md << "; the exact density ratio, clipped at the same ceiling, closes " << percent(reachable)
+  if (!std::isnan(r.gap_closed.mean)) {
+    md << "Calibration closed " << percent(r.gap_closed)
+       << " of the flow's gap to the true density";
+    if (!std::isnan(r.exact_ratio_gap_closed.mean)) {
+      md << "; the exact density ratio, clipped at the same ceiling, closes "
+         << percent(r.exact_ratio_gap_closed)
          << ", the most any classifier can reach with this flow and ceiling";
     }
-    md << ".\n\n";
+    md << " (shares of the test rows' mean, with standard errors).\n\n";
   }
   if (r.pixel_space.active) {
     const PixelSpace& p = r.pixel_space;
@@ -146,10 +151,28 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
 
 }  // namespace
 
-double gap_closed(const RunResults& r, const Estimate& model) {
-  const double gap = r.true_ll.mean - r.flow_ll.mean;
-  if (!(gap > 0) || std::isnan(model.mean)) return kMissing;
-  return (model.mean - r.flow_ll.mean) / gap;
+Estimate gap_share(const std::vector<double>& flow, const std::vector<double>& model,
+                   const std::vector<double>& truth) {
+  const std::size_t n = flow.size();
+  if (n == 0 || model.size() != n || truth.size() != n) return {};
+  double gained = 0, gap = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    gained += model[i] - flow[i];
+    gap += truth[i] - flow[i];
+  }
+  if (!(gap > 0)) return {};
+  const double share = gained / gap;
+  if (n == 1) return {share, 0.0};
+
+  // Delta method: the share moves with the mean of (model - flow) - share * (truth - flow),
+  // divided by the mean gap.
+  double squares = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double residual = (model[i] - flow[i]) - share * (truth[i] - flow[i]);
+    squares += residual * residual;
+  }
+  const double rows = static_cast<double>(n);
+  return {share, std::sqrt(squares / (rows - 1) / rows) / (gap / rows)};
 }
 
 Estimate estimate_mean(const std::vector<double>& values) {
@@ -179,8 +202,10 @@ std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
       {"true_test_log_likelihood", std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)},
       {"exact_ratio_test_log_likelihood",
        std::isnan(r.exact_ratio_ll.mean) ? json(nullptr) : to_json(r.exact_ratio_ll)},
-      {"gap_closed", number(gap_closed(r, r.calibrated_ll))},
-      {"exact_ratio_gap_closed", number(gap_closed(r, r.exact_ratio_ll))}};
+      {"gap_closed", std::isnan(r.gap_closed.mean) ? json(nullptr) : to_json(r.gap_closed)},
+      {"exact_ratio_gap_closed", std::isnan(r.exact_ratio_gap_closed.mean)
+                                     ? json(nullptr)
+                                     : to_json(r.exact_ratio_gap_closed)}};
   j["train_log_likelihood"] = {
       {"flow", to_json(r.flow_train_ll)},
       {"calibrated", to_json(r.calibrated_train_ll)},

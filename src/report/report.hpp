@@ -28,6 +28,13 @@ struct Estimate {
 /// Mean and standard error of the mean (se 0 for one value, both NaN for none).
 Estimate estimate_mean(const std::vector<double>& values);
 
+/// The share of the flow's gap to the true density that a model closes on the same rows,
+/// sum(model - flow) / sum(truth - flow), with the delta-method standard error of a ratio of
+/// means (the rows are the sampling unit). Both NaN when the vectors are empty or of different
+/// sizes, or when the flow is not below the truth on average.
+Estimate gap_share(const std::vector<double>& flow, const std::vector<double>& model,
+                   const std::vector<double>& truth);
+
 /// Per-pixel numbers of an image dataset in its original space (pixel values in [0, 256)).
 struct PixelSpace {
   bool active = false;
@@ -51,6 +58,9 @@ struct RunResults {
   // The flow calibrated by the exact log density ratio at the same ceiling (known densities
   // only): the most any classifier could reach.
   Estimate exact_ratio_ll;
+  // The shares of the flow's gap to the truth that the calibrated model and the exact-ratio
+  // reference close on the test rows (gap_share); NaN when the truth is unknown.
+  Estimate gap_closed, exact_ratio_gap_closed;
   // The same on the training rows: how far the test numbers fall below them shows overfitting.
   Estimate flow_train_ll, calibrated_train_ll, true_train_ll;
   PixelSpace pixel_space;
@@ -68,10 +78,6 @@ struct RunResults {
   std::vector<std::string> warnings;  // the calibration's (CalibrationReport::warnings)
   std::vector<std::pair<std::string, double>> seconds;  // (step, wall seconds) in order
 };
-
-/// The share of the flow's gap to the true density that `model` closes on the test rows:
-/// (model - flow) / (truth - flow). NaN when the truth is unknown or the flow is not below it.
-double gap_closed(const RunResults& results, const Estimate& model);
 
 /// What the plotting step did.
 struct PlotOutcome {
