@@ -25,7 +25,7 @@ runs=(
   "checkerboard|--dataset checkerboard"
   "mixture-2d|--dataset mixture-2d"
   "mixture-8d|--dataset mixture-8d"
-  "mixture-8d-97k|--dataset mixture-8d --train-size 97200 --test-size 10000 --hidden 128"
+  "mixture-8d-97k|--dataset mixture-8d --train-size 97200 --hidden 128"
   "fashion-mnist|--dataset fashion-mnist --hidden 1024 --hidden-layers 1 --epochs 10
    --batch-size 128 --learning-rate 1e-4 --test-size 2000"
 )

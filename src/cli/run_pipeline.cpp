@@ -269,7 +269,7 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   command
       ->add_option("--train-size", o->train_size, "training rows (0: built-in 8000, otherwise all)")
       ->capture_default_str();
-  command->add_option("--test-size", o->test_size, "test rows (0: built-in 2000, otherwise all)")
+  command->add_option("--test-size", o->test_size, "test rows (0: built-in 20000, otherwise all)")
       ->capture_default_str();
 
   // The flow.

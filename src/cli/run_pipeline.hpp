@@ -28,7 +28,7 @@ struct RunOptions {
   std::string validation;  // validation rows for early stopping; default: a split
   std::string out;
   long long train_size = 0;    // 0: the dataset's default (built-in: 8000; files: all)
-  long long test_size = 0;     // 0: the dataset's default (built-in: 2000)
+  long long test_size = 0;     // 0: the dataset's default (built-in: 20000)
   double test_fraction = 0.2;  // of --data when no --test is given
   std::string data_dir;        // where installable datasets are read from
 
