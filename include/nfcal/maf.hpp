@@ -13,6 +13,7 @@
 // exactly once per row (see src/maf/maf_sample.cpp).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -91,6 +92,30 @@ struct Standardization {
   std::vector<double> shift;  // empty: identity
   std::vector<double> scale;
   bool active() const { return !shift.empty(); }
+
+  /// Row (dim values) into the flow's units, from x to z (may be the same array).
+  template <typename T>
+  void to_flow_units(const T* x, int dim, T* z) const {
+    for (int d = 0; d < dim; ++d) {
+      z[d] = active() ? static_cast<T>((x[d] - shift[d]) / scale[d]) : x[d];
+    }
+  }
+  /// Rows back into the user's units, in place.
+  template <typename T>
+  void to_user_units(T* z, std::size_t rows, int dim) const {
+    if (!active()) return;
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (int d = 0; d < dim; ++d) {
+        z[i * dim + d] = static_cast<T>(z[i * dim + d] * scale[d] + shift[d]);
+      }
+    }
+  }
+  /// log |det dz/dx|, the same for every row.
+  double log_det() const {
+    double total = 0;
+    for (const double s : scale) total -= std::log(s);
+    return total;
+  }
 };
 
 /// Per-layer batch statistics from a training step, used to update the running averages.

@@ -238,11 +238,7 @@ void BasicMaf<T>::forward(const T* x, std::size_t n, T* u, double* log_det) cons
   std::vector<detail::MadeBands> bands;
   for (const auto& made : made_) bands.push_back(detail::make_made_bands(made));
 
-  // The standardization's log-determinant is the same for every row.
-  double standardization_log_det = 0;
-  if (standardization_.active()) {
-    for (double s : standardization_.scale) standardization_log_det -= std::log(s);
-  }
+  const double standardization_log_det = standardization_.log_det();
 
   // Tiles are fixed by row index, so the split among threads never changes a result.
   const std::ptrdiff_t tiles =
@@ -260,14 +256,8 @@ void BasicMaf<T>::forward(const T* x, std::size_t n, T* u, double* log_det) cons
 
       // Start from the standardized data; z is updated in place, layer after layer.
       for (int r = 0; r < rows; ++r) {
-        const T* x_row = x + (first + r) * dim;
-        T* z_row = z + static_cast<std::size_t>(r) * dim;
-        for (int d = 0; d < dim; ++d) {
-          z_row[d] = standardization_.active()
-                         ? static_cast<T>((x_row[d] - standardization_.shift[d]) /
-                                          standardization_.scale[d])
-                         : x_row[d];
-        }
+        standardization_.to_flow_units(x + (first + r) * dim, dim,
+                                       z + static_cast<std::size_t>(r) * dim);
         tile_log_det[r] = standardization_log_det;
       }
 

@@ -106,12 +106,7 @@ double BasicMaf<T>::chunk_loss_and_gradient(const T* x, std::size_t n_rows, T* g
   // Forward: standardize, then every layer, keeping its caches.
   std::vector<T> z(static_cast<std::size_t>(n) * dim);
   for (int r = 0; r < n; ++r) {
-    for (int d = 0; d < dim; ++d) {
-      z[r * dim + d] = standardization_.active()
-                           ? static_cast<T>((x[r * dim + d] - standardization_.shift[d]) /
-                                            standardization_.scale[d])
-                           : x[r * dim + d];
-    }
+    standardization_.to_flow_units(x + r * dim, dim, z.data() + r * dim);
   }
   std::vector<LayerCache<T>> caches(layers);
   double log_det_total = 0;
@@ -172,12 +167,8 @@ double BasicMaf<T>::chunk_loss_and_gradient(const T* x, std::size_t n_rows, T* g
   // Loss and its gradient at the base: d/du of mean 0.5 |u|^2 is u / n.
   double squared_norm = 0;
   for (const T value : z) squared_norm += static_cast<double>(value) * value;
-  double standardization_log_det = 0;
-  if (standardization_.active()) {
-    for (double s : standardization_.scale) standardization_log_det -= std::log(s);
-  }
   const double loss = -maf_math::standard_normal_log_density(squared_norm / n, dim) -
-                      log_det_total / n - standardization_log_det;
+                      log_det_total / n - standardization_.log_det();
   const T inv_n = T(1) / static_cast<T>(n);
   std::vector<T> g(z.size());
   for (std::size_t i = 0; i < z.size(); ++i) g[i] = z[i] * inv_n;

@@ -245,14 +245,7 @@ void BasicMaf<T>::inverse(const T* u, std::size_t n, T* x) const {
     }
   }
 
-  if (standardization_.active()) {
-    for (std::size_t i = 0; i < n; ++i) {
-      for (int d = 0; d < dim; ++d) {
-        x[i * dim + d] =
-            static_cast<T>(x[i * dim + d] * standardization_.scale[d] + standardization_.shift[d]);
-      }
-    }
-  }
+  standardization_.to_user_units(x, n, dim);
 }
 
 template <typename T>
@@ -291,14 +284,7 @@ void BasicMaf<T>::inverse_naive(const T* u, std::size_t n, T* x) const {
     }
   }
 
-  if (standardization_.active()) {
-    for (std::size_t i = 0; i < n; ++i) {
-      for (int d = 0; d < dim; ++d) {
-        x[i * dim + d] =
-            static_cast<T>(x[i * dim + d] * standardization_.scale[d] + standardization_.shift[d]);
-      }
-    }
-  }
+  standardization_.to_user_units(x, n, dim);
 }
 
 template <typename T>
