@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "nfcal/error.hpp"
 #include "nfcal/xgboost_classifier.hpp"
@@ -54,6 +55,35 @@ TEST(XGBoostClassifier, MarginsApproximateTheKnownLogDensityRatio) {
   EXPECT_GT(report.best_score, 0.2);  // the truth's gain is KL(q || p) = 0.5 nats
   EXPECT_EQ(clf.num_features(), 2);
   EXPECT_EQ(clf.num_trees(), report.trees_kept);
+}
+
+// A boosted forest: three trees per round, each on its own subsample, averaged. Summed instead
+// of averaged they would overshoot the ratio about threefold.
+TEST(XGBoostClassifier, ParallelTreesAverageSeveralTreesPerRound) {
+  const Matrix<float> data = gaussian_rows(4000, 2, 1.0f, 1);
+  const Matrix<float> flow = gaussian_rows(4000, 2, 0.0f, 2);
+  XGBoostParams p = small_params();
+  p.parallel_trees = 3;
+  p.subsample = 0.7;
+  XGBoostTrainReport report;
+
+  const XGBoostClassifier clf = XGBoostClassifier::train(data, flow, p, {}, &report);
+
+  Matrix<float> probe(9, 2);
+  for (int i = 0; i < 9; ++i) probe(i, 0) = -1.0f + 0.25f * static_cast<float>(i);
+  const std::vector<float> m = clf.margins(probe);
+  double abs_error = 0;
+  for (int i = 0; i < 9; ++i) abs_error += std::abs(m[i] - (probe(i, 0) - 0.5));
+  EXPECT_LT(abs_error / 9, 0.3);
+  EXPECT_GT(report.best_score, 0.2);
+
+  // Rounds are counted as before; the model holds three trees for each, and they differ.
+  EXPECT_EQ(clf.num_trees(), report.trees_kept);
+  const nlohmann::json model = nlohmann::json::parse(clf.to_bytes("json"));
+  const nlohmann::json& trees = model["learner"]["gradient_booster"]["model"]["trees"];
+  ASSERT_EQ(trees.size(), 3u * static_cast<std::size_t>(clf.num_trees()));
+  EXPECT_NE(trees[0]["split_conditions"], trees[1]["split_conditions"]);
+  EXPECT_NE(trees[1]["split_conditions"], trees[2]["split_conditions"]);
 }
 
 TEST(XGBoostClassifier, ClassBalanceIsRemovedFromMargins) {
@@ -272,6 +302,20 @@ TEST(XGBoostClassifier, BadParametersAndDataAreRejectedByName) {
     EXPECT_NE(std::string(e.what()).find("learning_rate"), std::string::npos);
   }
 
+  // Parallel trees need a subsample to differ.
+  p = small_params();
+  p.parallel_trees = 0;
+  EXPECT_THROW(XGBoostClassifier::train(data, flow, p), InvalidArgument);
+  p.parallel_trees = 3;
+  try {
+    XGBoostClassifier::train(data, flow, p);
+    FAIL() << "three equal parallel trees were accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("parallel_trees"), std::string::npos) << e.what();
+  }
+  p.colsample = 0.5;
+  EXPECT_NO_THROW(XGBoostClassifier::train(data, flow, p));
+
   p = small_params();
   p.device = "tpu";
   EXPECT_THROW(XGBoostClassifier::train(data, flow, p), InvalidArgument);
@@ -288,9 +332,11 @@ TEST(XGBoostClassifier, ParamsSerializeEveryTunedField) {
   XGBoostParams p;
   p.trees = 77;
   p.lambda = 2.5;
+  p.parallel_trees = 4;
   const std::string json = p.to_json();
   EXPECT_NE(json.find("\"trees\":77"), std::string::npos) << json;
   EXPECT_NE(json.find("\"lambda\":2.5"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"parallel_trees\":4"), std::string::npos) << json;
   EXPECT_NE(json.find("\"early_stopping_rounds\""), std::string::npos) << json;
 }
 

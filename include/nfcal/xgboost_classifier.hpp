@@ -31,6 +31,10 @@ struct XGBoostParams {
   double learning_rate = 0.1;
   double subsample = 1.0;  // row fraction per tree, in (0, 1]
   double colsample = 1.0;  // column fraction per tree, in (0, 1]
+  // Trees grown side by side in each round and averaged (XGBoost's num_parallel_tree), each
+  // on its own subsample: a boosted random forest. With subsample and colsample at 1 the
+  // trees of a round would be identical, so more than 1 needs one of them below 1.
+  int parallel_trees = 1;
   double min_child_weight = 1.0;
   double lambda = 1.0;               // L2 regularization of leaf weights
   double alpha = 0.0;                // L1 regularization of leaf weights
@@ -71,6 +75,7 @@ using RoundCallback = std::function<void(const BoostingRound& round)>;
 struct XGBoostTrainReport {
   int trees_trained = 0;              // rounds boosted before stopping
   int trees_kept = 0;                 // rounds kept: argmax of the score
+  int trees_per_round = 1;            // parallel_trees: averaged trees in each round
   double best_score = 0;              // the score at trees_kept
   std::vector<double> score_history;  // score after each round, [0] after the first tree
   bool stopped_early = false;

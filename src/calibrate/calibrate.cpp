@@ -238,9 +238,14 @@ LogZEstimate estimate_flow_log_z(const Maf& flow, const Classifier& classifier, 
 std::string CalibrationReport::summary() const {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof(line), "classifier: XGBoost on %s, kept %d of %d trees%s%s (%.1f s)\n",
+  const std::string forest =
+      classifier.trees_per_round > 1
+          ? " rounds of " + std::to_string(classifier.trees_per_round) + " averaged trees"
+          : " trees";
+  std::snprintf(line, sizeof(line), "classifier: XGBoost on %s, kept %d of %d%s%s%s (%.1f s)\n",
                 to_string(classifier_input).c_str(), classifier.trees_kept,
-                classifier.trees_trained, classifier.stopped_early ? ", stopped early" : "",
+                classifier.trees_trained, forest.c_str(),
+                classifier.stopped_early ? ", stopped early" : "",
                 classifier.refit ? ", refit on all rows" : "", seconds_classifier);
   out << line;
   std::snprintf(line, sizeof(line),

@@ -176,6 +176,7 @@ BoosterHandle create_booster(const std::vector<DMatrixHandle>& cache, const XGBo
     set_param(h, "eta", exact(params.learning_rate));
     set_param(h, "subsample", exact(params.subsample));
     set_param(h, "colsample_bytree", exact(params.colsample));
+    set_param(h, "num_parallel_tree", std::to_string(params.parallel_trees));
     set_param(h, "min_child_weight", exact(params.min_child_weight));
     set_param(h, "lambda", exact(params.lambda));
     set_param(h, "alpha", exact(params.alpha));
@@ -218,6 +219,10 @@ void XGBoostParams::validate() const {
   if (!(learning_rate > 0 && learning_rate <= 1)) fail("learning_rate", "must be in (0, 1]");
   if (!(subsample > 0 && subsample <= 1)) fail("subsample", "must be in (0, 1]");
   if (!(colsample > 0 && colsample <= 1)) fail("colsample", "must be in (0, 1]");
+  if (parallel_trees < 1) fail("parallel_trees", "must be >= 1");
+  if (parallel_trees > 1 && subsample == 1 && colsample == 1) {
+    fail("parallel_trees", "above 1 needs subsample or colsample below 1, or its trees are equal");
+  }
   if (!(min_child_weight >= 0)) fail("min_child_weight", "must be >= 0");
   if (!(lambda >= 0)) fail("lambda", "must be >= 0");
   if (!(alpha >= 0)) fail("alpha", "must be >= 0");
@@ -239,6 +244,7 @@ std::string XGBoostParams::to_json() const {
   j["learning_rate"] = learning_rate;
   j["subsample"] = subsample;
   j["colsample"] = colsample;
+  j["parallel_trees"] = parallel_trees;
   j["min_child_weight"] = min_child_weight;
   j["lambda"] = lambda;
   j["alpha"] = alpha;
@@ -410,6 +416,7 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   // The report: what was run, what was kept, and the held-out rows with their margins.
   r.trees_trained = round;
   r.trees_kept = best;
+  r.trees_per_round = params.parallel_trees;
   r.best_score = hold1 > 0 ? r.score_history[static_cast<std::size_t>(best) - 1]
                            : std::numeric_limits<double>::quiet_NaN();
   r.train_data_rows = n1;

@@ -117,6 +117,11 @@ void add_calibrate_command(CLI::App& app) {
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
   command
+      ->add_option("--parallel-trees", c.classifier.parallel_trees,
+                   "trees averaged per round, each on its own subsample (a boosted forest)")
+      ->check(kPositive)
+      ->capture_default_str();
+  command
       ->add_option("--min-child-weight", c.classifier.min_child_weight,
                    "least Hessian weight in a leaf")
       ->check(kNonNegative)

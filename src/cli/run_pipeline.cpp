@@ -317,6 +317,14 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
                    "shrinkage per tree")
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
+  command->add_option("--subsample", o->calibration.classifier.subsample, "row fraction per tree")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
+  command
+      ->add_option("--parallel-trees", o->calibration.classifier.parallel_trees,
+                   "trees averaged per round, each on its own subsample (a boosted forest)")
+      ->check(kPositive)
+      ->capture_default_str();
   command->add_option("--flow-ratio", o->calibration.flow_ratio, "flow samples per data row")
       ->check(kPositive)
       ->capture_default_str();

@@ -56,6 +56,20 @@ set -e
 mentions input.err "pixels"
 [[ ! -e bad.nfcal ]] || fail "a bad --classifier-input left bad.nfcal behind"
 
+# A boosted forest: several averaged trees per round, which need a row or column subsample.
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out forest.nfcal --trees 30 \
+  --parallel-trees 3 --subsample 0.7 --log-z-samples 5000 "${quick[@]}" >forest.out
+mentions forest.out "rounds of 3 averaged trees"
+"$nfcal" score --model forest.nfcal --data train.csv --out forest.npy "${quick[@]}" >/dev/null
+set +e
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out same.nfcal --trees 30 \
+  --parallel-trees 3 "${quick[@]}" >/dev/null 2>forest.err
+status=$?
+set -e
+[[ "$status" != 0 ]] || fail "--parallel-trees 3 without a subsample was accepted"
+mentions forest.err "parallel_trees"
+[[ ! -e same.nfcal ]] || fail "a refused --parallel-trees left same.nfcal behind"
+
 # --ceiling and --target-acceptance exclude each other: a usage error.
 set +e
 "$nfcal" calibrate --flow flow.nfcal --data train.csv --out both.nfcal --ceiling 1 \
