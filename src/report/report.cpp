@@ -111,7 +111,7 @@ void write_likelihood_table(const RunResults& r, std::ostringstream& md) {
          << percent(r.exact_ratio_gap_closed)
          << ", the most any classifier can reach with this flow and ceiling";
     }
-    md << " (shares of the test rows' mean, with standard errors).\n\n";
+    md << " (standard errors over the test rows).\n\n";
   }
   if (r.pixel_space.active) {
     const PixelSpace& p = r.pixel_space;
