@@ -115,6 +115,8 @@ std::vector<std::pair<std::string, std::string>> configuration(
           {"trees", std::to_string(calibration.classifier.trees)},
           {"max_depth", std::to_string(calibration.classifier.max_depth)},
           {"classifier_learning_rate", format_number(calibration.classifier.learning_rate)},
+          {"subsample", format_number(calibration.classifier.subsample)},
+          {"parallel_trees", std::to_string(calibration.classifier.parallel_trees)},
           {"flow_ratio", format_number(calibration.flow_ratio)},
           {"classifier_input", to_string(calibration.classifier_input)},
           {"refit", calibration.classifier.refit ? "true" : "false"},

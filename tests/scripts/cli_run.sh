@@ -89,8 +89,11 @@ awk 'BEGIN { srand(3); print "u,v,w";
              for (i = 0; i < 400; i++) {
                a = rand(); printf "%.5f,%.5f,%.5f\n", a, a * a + rand() / 10, rand() } }' \
   >rows.csv
-"$nfcal" run --data rows.csv --out table "${tiny[@]}" >table.log
+"$nfcal" run --data rows.csv --out table --parallel-trees 2 --subsample 0.8 "${tiny[@]}" \
+  >table.log
 mentions table/metrics.json '"test_rows": 80'
+mentions table/report.md "| parallel_trees | 2 |"
+mentions table/report.md "| subsample | 0.8 |"
 mentions table/metrics.json '"true_test_log_likelihood": null'
 mentions table/metrics.json '"exact_ratio_test_log_likelihood": null'
 if ((plots)); then
