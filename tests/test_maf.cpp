@@ -120,6 +120,13 @@ TEST_P(MafContract, SamplingInvertsTheDensityPass) {
   for (std::size_t i = 0; i < x.size(); ++i) {
     EXPECT_NEAR(back[i], x.data()[i], 1e-6 * std::max(1.0, std::fabs(x.data()[i])));
   }
+
+  // log_prob leaves the same base coordinates when asked for them, and the same densities.
+  std::vector<double> density(x.rows()), density_with_u(x.rows()), u_of_density(x.size());
+  flow.log_prob(x.data(), x.rows(), density.data());
+  flow.log_prob(x.data(), x.rows(), density_with_u.data(), u_of_density.data());
+  EXPECT_EQ(u_of_density, u);
+  EXPECT_EQ(density_with_u, density);
 }
 
 TEST_P(MafContract, LogDetEqualsFiniteDifferenceJacobian) {

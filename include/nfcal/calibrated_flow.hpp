@@ -44,6 +44,10 @@ int classifier_feature_count(ClassifierInput input, int dim);
 /// coordinates are u (n, dim); u is not read for kData.
 Matrix<float> classifier_features(ClassifierInput input, const float* x, const float* u,
                                   std::size_t n, int dim);
+/// The classifier's rows for any rows x (n, dim): their base coordinates come from the flow's
+/// forward map.
+Matrix<float> classifier_features_of_rows(ClassifierInput input, const Maf& flow, const float* x,
+                                          std::size_t n);
 /// The classifier's rows for flow samples x (n, dim) drawn by Maf::sample(n, seed, first_row):
 /// their base coordinates are the keyed noise they came from.
 Matrix<float> classifier_features_of_samples(ClassifierInput input, Matrix<float> x,

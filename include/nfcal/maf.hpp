@@ -150,8 +150,9 @@ class BasicMaf {
   void set_standardization(Standardization standardization);
 
   /// Log densities of n rows x (n, D) into out (n), in the user's units. Sums accumulate in
-  /// double. Rows are processed in parallel tiles; the result does not depend on tiling.
-  void log_prob(const T* x, std::size_t n, T* out) const;
+  /// double. Rows are processed in parallel tiles; the result does not depend on tiling. When
+  /// u is given, the rows' base coordinates (n, D) are left there too.
+  void log_prob(const T* x, std::size_t n, T* out, T* u = nullptr) const;
   std::vector<T> log_prob(const Matrix<T>& x) const;
 
   /// Maps data to base noise: u (n, D) and log|det dx->u| (n). Batch norm uses running stats.

@@ -317,10 +317,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   r.seconds_flow_samples = seconds_since(t);
   Matrix<float> latent_data;
   if (input == ClassifierInput::kDataAndLatent) {
-    Matrix<float> u(data.rows(), data.cols());
-    std::vector<double> log_det(data.rows());
-    flow.forward(data.data(), data.rows(), u.data(), log_det.data());
-    latent_data = classifier_features(input, data.data(), u.data(), data.rows(), flow.dim());
+    latent_data = classifier_features_of_rows(input, flow, data.data(), data.rows());
   }
   const Matrix<float>& data_features = latent_data.rows() > 0 ? latent_data : data;
 

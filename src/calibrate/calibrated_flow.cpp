@@ -12,7 +12,6 @@
 #include "nfcal/error.hpp"
 
 #include "common/features.hpp"
-#include "common/maf_math.hpp"
 
 namespace nfcal {
 
@@ -70,6 +69,17 @@ Matrix<float> classifier_features(ClassifierInput input, const float* x, const f
   return out;
 }
 
+Matrix<float> classifier_features_of_rows(ClassifierInput input, const Maf& flow, const float* x,
+                                          std::size_t n) {
+  std::vector<float> u;
+  if (input == ClassifierInput::kDataAndLatent) {
+    u.resize(n * static_cast<std::size_t>(flow.dim()));
+    std::vector<double> log_det(n);
+    flow.forward(x, n, u.data(), log_det.data());
+  }
+  return classifier_features(input, x, u.data(), n, flow.dim());
+}
+
 Matrix<float> classifier_features_of_samples(ClassifierInput input, Matrix<float> x,
                                              std::uint64_t seed, std::uint64_t first_row) {
   if (input == ClassifierInput::kData) return x;
@@ -119,13 +129,7 @@ double CalibratedFlow::acceptance_predicted() const {
 }
 
 Matrix<float> CalibratedFlow::classifier_rows(const float* x, std::size_t n, const float* u) const {
-  std::vector<float> mapped;
-  if (input_ == ClassifierInput::kDataAndLatent && u == nullptr) {
-    mapped.resize(n * static_cast<std::size_t>(dim()));
-    std::vector<double> log_det(n);
-    flow_.forward(x, n, mapped.data(), log_det.data());
-    u = mapped.data();
-  }
+  if (u == nullptr) return classifier_features_of_rows(input_, flow_, x, n);
   return classifier_features(input_, x, u, n, dim());
 }
 
@@ -155,18 +159,8 @@ void CalibratedFlow::log_prob(const float* x, std::size_t n, float* out) const {
     flow_.log_prob(x, n, out);
     classifier_->margins(x, n, m.data());
   } else {
-    const auto d = static_cast<std::size_t>(dim());
-    std::vector<float> u(n * d);
-    std::vector<double> log_det(n);
-    flow_.forward(x, n, u.data(), log_det.data());
-    for (std::size_t i = 0; i < n; ++i) {
-      double squared_norm = 0;
-      for (std::size_t j = 0; j < d; ++j) {
-        squared_norm += static_cast<double>(u[i * d + j]) * u[i * d + j];
-      }
-      out[i] = static_cast<float>(maf_math::standard_normal_log_density(squared_norm, dim()) +
-                                  log_det[i]);
-    }
+    std::vector<float> u(n * static_cast<std::size_t>(dim()));
+    flow_.log_prob(x, n, out, u.data());
     margins(x, n, m.data(), u.data());
   }
 

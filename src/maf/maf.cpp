@@ -313,11 +313,12 @@ void BasicMaf<T>::forward_layer(std::size_t layer, const detail::MadeBands& band
 }
 
 template <typename T>
-void BasicMaf<T>::log_prob(const T* x, std::size_t n, T* out) const {
+void BasicMaf<T>::log_prob(const T* x, std::size_t n, T* out, T* u_out) const {
   const int dim = config_.dim;
-  std::vector<T> u(n * dim);
+  std::vector<T> scratch(u_out == nullptr ? n * dim : 0);
+  T* u = u_out != nullptr ? u_out : scratch.data();
   std::vector<double> log_det(n);
-  forward(x, n, u.data(), log_det.data());
+  forward(x, n, u, log_det.data());
 
   // log p(x) = log N(u; 0, I) + log|det du/dx|, the squared norm summed in double.
 #pragma omp parallel for schedule(static) if (n > 4096)
