@@ -36,6 +36,9 @@ json to_json(const Estimate& e) {
   return {{"mean", number(e.mean)}, {"standard_error", number(e.se)}};
 }
 
+// An estimate that may not apply (no known density): null then.
+json optional_json(const Estimate& e) { return std::isnan(e.mean) ? json(nullptr) : to_json(e); }
+
 // A table cell: "-" for a missing number, else the value with `digits` decimals.
 std::string cell(double value, int digits = 4) {
   if (std::isnan(value)) return "-";
@@ -188,28 +191,23 @@ Estimate estimate_mean(const std::vector<double>& values) {
 
 std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
   // The numbers people compare first sit at the top level.
-  json j = {
-      {"dataset", r.dataset},
-      {"source", r.source},
-      {"dim", r.dim},
-      {"train_rows", r.train_rows},
-      {"validation_rows", r.validation_rows},
-      {"test_rows", r.test_rows},
-      {"seed", r.seed},
-      {"test_log_likelihood", to_json(r.flow_ll)},
-      {"calibrated_test_log_likelihood", to_json(r.calibrated_ll)},
-      {"calibration_gain", to_json(r.gain)},
-      {"true_test_log_likelihood", std::isnan(r.true_ll.mean) ? json(nullptr) : to_json(r.true_ll)},
-      {"exact_ratio_test_log_likelihood",
-       std::isnan(r.exact_ratio_ll.mean) ? json(nullptr) : to_json(r.exact_ratio_ll)},
-      {"gap_closed", std::isnan(r.gap_closed.mean) ? json(nullptr) : to_json(r.gap_closed)},
-      {"exact_ratio_gap_closed", std::isnan(r.exact_ratio_gap_closed.mean)
-                                     ? json(nullptr)
-                                     : to_json(r.exact_ratio_gap_closed)}};
-  j["train_log_likelihood"] = {
-      {"flow", to_json(r.flow_train_ll)},
-      {"calibrated", to_json(r.calibrated_train_ll)},
-      {"true", std::isnan(r.true_train_ll.mean) ? json(nullptr) : to_json(r.true_train_ll)}};
+  json j = {{"dataset", r.dataset},
+            {"source", r.source},
+            {"dim", r.dim},
+            {"train_rows", r.train_rows},
+            {"validation_rows", r.validation_rows},
+            {"test_rows", r.test_rows},
+            {"seed", r.seed},
+            {"test_log_likelihood", to_json(r.flow_ll)},
+            {"calibrated_test_log_likelihood", to_json(r.calibrated_ll)},
+            {"calibration_gain", to_json(r.gain)},
+            {"true_test_log_likelihood", optional_json(r.true_ll)},
+            {"exact_ratio_test_log_likelihood", optional_json(r.exact_ratio_ll)},
+            {"gap_closed", optional_json(r.gap_closed)},
+            {"exact_ratio_gap_closed", optional_json(r.exact_ratio_gap_closed)}};
+  j["train_log_likelihood"] = {{"flow", to_json(r.flow_train_ll)},
+                               {"calibrated", to_json(r.calibrated_train_ll)},
+                               {"true", optional_json(r.true_train_ll)}};
 
   // Training, the classifier and the sampler.
   j["flow"] = {{"epochs_run", r.epochs_run}, {"best_epoch", r.best_epoch}};
