@@ -324,6 +324,24 @@ TEST(Calibrate, NoCeilingModeBoundsSamplingByTheLargestSampledMargin) {
   EXPECT_NE(report.summary().find("approximate"), std::string::npos);
 }
 
+TEST(Calibrate, WarnsWhenTooFewDataRowsAreHeldOut) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  const CalibrationOptions options = quick_calibration_options(CeilingChoice::fixed(1.0));
+  auto held_out_warning = [](const CalibrationReport& report) {
+    return report.summary().find("data rows were held out") != std::string::npos;
+  };
+
+  CalibrationReport small;
+  calibrate(flow, target_rows(200, 33), options, &small);
+  CalibrationReport large;
+  calibrate(flow, target_rows(3000, 34), options, &large);
+
+  EXPECT_LT(small.classifier.heldout_data_rows, 100u);
+  EXPECT_TRUE(held_out_warning(small)) << small.summary();
+  EXPECT_GE(large.classifier.heldout_data_rows, 100u);
+  EXPECT_FALSE(held_out_warning(large)) << large.summary();
+}
+
 TEST(Calibrate, AutoModeChoosesTheBestAdmissibleGridCeilingOnHeldOutRows) {
   const Maf flow = broad_gaussian_flow(2, 2.0);
   CalibrationOptions options = quick_calibration_options(CeilingChoice::automatic());
@@ -482,7 +500,7 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
       << "data " << data_off << " flow " << flow_off << " calibrated " << calibrated_off;
 }
 
-TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainAndUnaffordableSampling) {
+TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainFewHeldOutRowsAndUnaffordableSampling) {
   auto has = [](const std::vector<std::string>& warnings, const std::string& text) {
     return std::any_of(warnings.begin(), warnings.end(),
                        [&](const std::string& w) { return w.find(text) != std::string::npos; });
@@ -492,6 +510,7 @@ TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainAndUnaffordableSampling) {
   clear.heldout_gain = 0.2;
   clear.heldout_gain_se = 0.01;
   clear.acceptance_predicted = 0.4;
+  clear.classifier.heldout_data_rows = 100;
   EXPECT_TRUE(clear.warnings().empty());
 
   CalibrationReport none = clear;
@@ -503,6 +522,11 @@ TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainAndUnaffordableSampling) {
   unclear.heldout_gain = 0.015;
   EXPECT_TRUE(has(unclear.warnings(), "within two standard errors"));
   EXPECT_FALSE(has(unclear.warnings(), "no gain"));
+
+  CalibrationReport few = clear;
+  few.classifier.heldout_data_rows = 99;
+  ASSERT_EQ(few.warnings().size(), 1u);
+  EXPECT_TRUE(has(few.warnings(), "only 99 data rows were held out"));
 
   CalibrationReport costly = clear;
   costly.acceptance_predicted = 1e-5;

@@ -116,7 +116,8 @@ struct CalibrationReport {
   double seconds_flow_samples = 0, seconds_classifier = 0, seconds_log_z = 0;
 
   /// Doubts about the result, one sentence each: no held-out gain, a gain within two standard
-  /// errors of zero, or a predicted acceptance too low to sample affordably. Empty when none.
+  /// errors of zero, fewer than 100 held-out data rows, or a predicted acceptance too low to
+  /// sample affordably. Empty when none.
   std::vector<std::string> warnings() const;
   /// Human-readable lines, ending with the warnings.
   std::string summary() const;

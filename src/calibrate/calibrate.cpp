@@ -30,6 +30,9 @@ using Clock = std::chrono::steady_clock;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 // Below this predicted acceptance the summary warns: a thousand candidates per sample.
 constexpr double kLowAcceptance = 1e-3;
+// Below this many held-out data rows the summary warns: the trees, the ceiling and the
+// held-out gain are chosen and measured on too few rows to trust.
+constexpr std::size_t kFewHeldOutRows = 100;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -279,6 +282,14 @@ std::vector<std::string> CalibrationReport::warnings() const {
                   "the held-out gain (%.4f +- %.4f nats per row) is within two standard errors "
                   "of zero; calibration may not improve on the flow for new rows",
                   heldout_gain, heldout_gain_se);
+    out.emplace_back(line);
+  }
+  if (classifier.heldout_data_rows < kFewHeldOutRows) {
+    std::snprintf(line, sizeof(line),
+                  "only %zu data rows were held out to choose the trees and the ceiling; below "
+                  "%zu that choice and the held-out gain are unreliable: calibrate on more rows "
+                  "or raise the validation fraction",
+                  classifier.heldout_data_rows, kFewHeldOutRows);
     out.emplace_back(line);
   }
   if (acceptance_predicted < kLowAcceptance) {
