@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 
@@ -112,6 +113,86 @@ TEST(CalibratedFlow, KnownRatioRecoversTheTargetDensityWithinLogZError) {
   }
   EXPECT_GT(model.ess(), 1000.0);
   EXPECT_LT(model.ess(), 100000.0);
+}
+
+// Test rows of the Gaussian target with their true log densities, for evaluate().
+struct KnownTruth {
+  Matrix<float> rows;
+  std::vector<double> log_density;
+};
+
+KnownTruth known_truth(const GaussianTarget& target, std::size_t n, std::uint64_t seed) {
+  KnownTruth t{target.draws(n, seed), {}};
+  for (std::size_t i = 0; i < n; ++i) t.log_density.push_back(target.log_q(t.rows.row(i)));
+  return t;
+}
+
+TEST(Evaluate, AKnownTruthGivesTheShareOfTheGapClosed) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  const GaussianTarget target{{1.0, -0.5}, {0.8, 1.2}, 2.0};
+  const KnownTruth test = known_truth(target, 4000, 40);
+  EvaluateOptions options;
+  options.acceptance_samples = 0;
+  options.true_log_density = test.log_density;
+
+  // The exact ratio closes the whole gap, up to the error of its log Z.
+  const auto exact_ratio = target.classifier();
+  const CalibratedFlow exact(flow, exact_ratio,
+                             kInf, estimate_flow_log_z(flow, *exact_ratio, kInf, 100000, 41),
+                             target.max_log_ratio() + 0.1);
+  const Evaluation e = evaluate(AnyModel(exact), test.rows, options);
+  const double gap = e.true_log_likelihood - e.flow_log_likelihood;
+  EXPECT_TRUE(e.truth_known);
+  EXPECT_NEAR(e.true_log_likelihood,
+              std::accumulate(test.log_density.begin(), test.log_density.end(), 0.0) / 4000,
+              1e-12);
+  EXPECT_GT(gap, 0.1);
+  EXPECT_NEAR(e.gap_closed, 1.0, (4 * exact.log_z_se() + 1e-4) / gap) << e.to_table();
+  EXPECT_NEAR(e.gain, e.calibrated_log_likelihood - e.flow_log_likelihood, 1e-9);
+  EXPECT_NE(e.to_table().find("share of the gap closed"), std::string::npos);
+  EXPECT_NE(e.to_json().find("\"gap_closed\""), std::string::npos);
+
+  // A margin of zero leaves the flow as it is: nothing closed, with no sampling error.
+  const auto zero = constant_classifier(2, 0.0f);
+  const CalibratedFlow unchanged(flow, zero, 1.0,
+                                 estimate_flow_log_z(flow, *zero, 1.0, 1000, 42));
+  const Evaluation none = evaluate(AnyModel(unchanged), test.rows, options);
+  EXPECT_DOUBLE_EQ(none.gap_closed, 0.0);
+  EXPECT_DOUBLE_EQ(none.gap_closed_se, 0.0);
+  EXPECT_DOUBLE_EQ(none.gain, 0.0);
+
+  // A plain flow has a truth to compare with but no calibration to close the gap.
+  const Evaluation plain = evaluate(AnyModel(flow), test.rows, options);
+  EXPECT_DOUBLE_EQ(plain.true_log_likelihood, e.true_log_likelihood);
+  EXPECT_TRUE(std::isnan(plain.gap_closed));
+  EXPECT_NE(plain.to_json().find("\"gap_closed\": null"), std::string::npos);
+
+  // Without a truth the JSON keeps exactly its documented keys.
+  options.true_log_density.clear();
+  const Evaluation unknown = evaluate(AnyModel(exact), test.rows, options);
+  EXPECT_FALSE(unknown.truth_known);
+  EXPECT_EQ(unknown.to_json().find("gap_closed"), std::string::npos);
+  EXPECT_EQ(unknown.to_json().find("true_log_likelihood"), std::string::npos);
+}
+
+TEST(Evaluate, ATruthOfTheWrongLengthOrNotFiniteIsADataErrorNamingTheRow) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  const Matrix<float> test = uniform_rows(4, 2, 1.0f, 43);
+  EvaluateOptions options;
+  options.acceptance_samples = 0;
+  auto message = [&](const std::vector<double>& truth) {
+    options.true_log_density = truth;
+    try {
+      evaluate(AnyModel(flow), test, options);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+
+  EXPECT_NE(message({-1.0, -1.0, -1.0}).find("3 values for 4 test rows"), std::string::npos);
+  EXPECT_NE(message({-1.0, -1.0, std::nan(""), -1.0}).find("row 2"), std::string::npos);
+  EXPECT_NE(message({-1.0, -kInf, -1.0, -1.0}).find("row 1"), std::string::npos);
 }
 
 TEST(CalibratedFlow, CeilingForAcceptanceSolvesZOverExpLEqualsTheRate) {

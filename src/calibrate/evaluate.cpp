@@ -9,7 +9,6 @@
 #include <numeric>
 #include <sstream>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -23,17 +22,28 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Mean and standard error of the mean.
-std::pair<double, double> mean_and_se(const std::vector<float>& v) {
-  const double n = static_cast<double>(v.size());
-  double sum = 0, sum_sq = 0;
-  for (const float x : v) {
-    sum += x;
-    sum_sq += static_cast<double>(x) * x;
+std::vector<double> to_double(const std::vector<float>& values) {
+  return {values.begin(), values.end()};
+}
+
+std::vector<double> difference(const std::vector<double>& from, const std::vector<double>& to) {
+  std::vector<double> out(from.size());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = to[i] - from[i];
+  return out;
+}
+
+// The known truth of every test row: as many values as rows, each finite.
+void check_true_log_density(const std::vector<double>& truth, std::size_t rows) {
+  if (truth.size() != rows) {
+    throw DataError("true log density: " + std::to_string(truth.size()) + " values for " +
+                    std::to_string(rows) + " test rows");
   }
-  const double mean = sum / n;
-  const double variance = v.size() > 1 ? std::max(0.0, (sum_sq - n * mean * mean) / (n - 1)) : 0;
-  return {mean, std::sqrt(variance / n)};
+  for (std::size_t i = 0; i < rows; ++i) {
+    if (!std::isfinite(truth[i])) {
+      throw DataError("true log density: row " + std::to_string(i) + " is " +
+                      std::to_string(truth[i]) + ", not a finite log density");
+    }
+  }
 }
 
 // -log sigmoid(m), without overflow for large |m|.
@@ -64,6 +74,41 @@ void classifier_metrics(const CalibratedFlow& model, const Matrix<float>& test, 
 
 }  // namespace
 
+Estimate gap_share(const std::vector<double>& flow, const std::vector<double>& model,
+                   const std::vector<double>& truth) {
+  const std::size_t n = flow.size();
+  if (n == 0 || model.size() != n || truth.size() != n) return {};
+  double gained = 0, gap = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    gained += model[i] - flow[i];
+    gap += truth[i] - flow[i];
+  }
+  if (!(gap > 0)) return {};
+  const double share = gained / gap;
+  if (n == 1) return {share, 0.0};
+
+  // Delta method: the share moves with the mean of (model - flow) - share * (truth - flow),
+  // divided by the mean gap.
+  double squares = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double residual = (model[i] - flow[i]) - share * (truth[i] - flow[i]);
+    squares += residual * residual;
+  }
+  const double rows = static_cast<double>(n);
+  return {share, std::sqrt(squares / (rows - 1) / rows) / (gap / rows)};
+}
+
+Estimate estimate_mean(const std::vector<double>& values) {
+  if (values.empty()) return {};
+  const double n = static_cast<double>(values.size());
+  double sum = 0;
+  for (const double v : values) sum += v;
+  const double mean = sum / n;
+  double squares = 0;
+  for (const double v : values) squares += (v - mean) * (v - mean);
+  return {mean, values.size() > 1 ? std::sqrt(squares / (n - 1) / n) : 0.0};
+}
+
 double area_under_curve(const std::vector<float>& positives, const std::vector<float>& negatives) {
   if (positives.empty() || negatives.empty()) {
     throw InvalidArgument("area_under_curve: needs positive and negative scores");
@@ -91,24 +136,47 @@ double area_under_curve(const std::vector<float>& positives, const std::vector<f
 Evaluation evaluate(const AnyModel& model, const Matrix<float>& test,
                     const EvaluateOptions& options) {
   check_rows(test, model.dim(), "test data");
+  const bool truth_known = !options.true_log_density.empty();
+  if (truth_known) check_true_log_density(options.true_log_density, test.rows());
   Evaluation e;
   e.test_rows = test.rows();
   e.calibrated = model.is_calibrated();
 
-  // The flow's test log-likelihood, and the calibrated model's when there is one.
-  std::tie(e.flow_log_likelihood, e.flow_log_likelihood_se) =
-      mean_and_se(model.flow().log_prob(test));
+  // The flow's test log-likelihood, the truth's when it is known, and the calibrated model's
+  // with its gain over the flow when there is one (NaN-free: every row is checked).
+  const std::vector<double> flow_ll = to_double(model.flow().log_prob(test));
+  const Estimate flow = estimate_mean(flow_ll);
+  e.flow_log_likelihood = flow.mean;
+  e.flow_log_likelihood_se = flow.se;
+  e.truth_known = truth_known;
+  e.true_log_likelihood = e.true_log_likelihood_se = e.gap_closed = e.gap_closed_se = kNaN;
+  if (truth_known) {
+    const Estimate truth = estimate_mean(options.true_log_density);
+    e.true_log_likelihood = truth.mean;
+    e.true_log_likelihood_se = truth.se;
+  }
   const CalibratedFlow* calibrated = model.calibrated();
   if (calibrated == nullptr) {
     e.calibrated_log_likelihood = e.flow_log_likelihood;
     e.calibrated_log_likelihood_se = e.flow_log_likelihood_se;
+    e.gain = e.gain_se = 0;
     e.auc = e.log_loss = e.log_z = e.log_z_se = e.ceiling = e.ess = kNaN;
     e.acceptance_predicted = e.acceptance_measured = 1.0;
     e.note = "a plain flow: no classifier, every flow sample is a sample";
     return e;
   }
-  std::tie(e.calibrated_log_likelihood, e.calibrated_log_likelihood_se) =
-      mean_and_se(calibrated->log_prob(test));
+  const std::vector<double> calibrated_ll = to_double(calibrated->log_prob(test));
+  const Estimate calibrated_estimate = estimate_mean(calibrated_ll);
+  e.calibrated_log_likelihood = calibrated_estimate.mean;
+  e.calibrated_log_likelihood_se = calibrated_estimate.se;
+  const Estimate gain = estimate_mean(difference(flow_ll, calibrated_ll));
+  e.gain = gain.mean;
+  e.gain_se = gain.se;
+  if (truth_known) {
+    const Estimate closed = gap_share(flow_ll, calibrated_ll, options.true_log_density);
+    e.gap_closed = closed.mean;
+    e.gap_closed_se = closed.se;
+  }
 
   // The classifier, and the numbers that define the calibrated density.
   classifier_metrics(*calibrated, test, options.seed ^ 0xA5A5A5A5A5A5A5A5ull, &e);
@@ -149,6 +217,12 @@ std::string Evaluation::to_json() const {
   j["acceptance_predicted"] = number_or_null(acceptance_predicted);
   j["acceptance_measured"] = number_or_null(acceptance_measured);
   j["ess"] = number_or_null(ess);
+  if (truth_known) {
+    j["true_log_likelihood"] = number_or_null(true_log_likelihood);
+    j["true_log_likelihood_se"] = number_or_null(true_log_likelihood_se);
+    j["gap_closed"] = number_or_null(gap_closed);
+    j["gap_closed_se"] = number_or_null(gap_closed_se);
+  }
   return j.dump(2);
 }
 
@@ -169,6 +243,18 @@ std::string Evaluation::to_table() const {
       << " model)\n";
   row("flow log-likelihood", flow_log_likelihood, flow_log_likelihood_se);
   row("calibrated log-likelihood", calibrated_log_likelihood, calibrated_log_likelihood_se);
+  if (calibrated) row("gain (row by row)", gain, gain_se);
+  if (truth_known) {
+    row("true log-likelihood", true_log_likelihood, true_log_likelihood_se);
+    if (calibrated && std::isnan(gap_closed)) {
+      row("share of the gap closed", kNaN);  // the flow is not below the truth
+    } else if (calibrated) {
+      char text[128];
+      std::snprintf(text, sizeof(text), "  %-28s %11.1f%% +- %.1f%%\n", "share of the gap closed",
+                    100 * gap_closed, 100 * gap_closed_se);
+      out << text;
+    }
+  }
   row("classifier AUC", auc);
   row("classifier log-loss", log_loss);
   row("log Z", log_z, log_z_se);
@@ -219,7 +305,9 @@ ExactRatioReference exact_ratio_reference(const Maf& flow, const LogDensityFunct
   ExactRatioReference result;
   const std::vector<float> log_prob = reference.log_prob(test);
   result.log_prob.assign(log_prob.begin(), log_prob.end());
-  std::tie(result.log_likelihood, result.log_likelihood_se) = mean_and_se(log_prob);
+  const Estimate likelihood = estimate_mean(result.log_prob);
+  result.log_likelihood = likelihood.mean;
+  result.log_likelihood_se = likelihood.se;
   result.log_z = z.log_z;
   result.log_z_se = z.se;
   return result;

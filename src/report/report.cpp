@@ -154,41 +154,6 @@ void write_calibration_table(const RunResults& r, std::ostringstream& md) {
 
 }  // namespace
 
-Estimate gap_share(const std::vector<double>& flow, const std::vector<double>& model,
-                   const std::vector<double>& truth) {
-  const std::size_t n = flow.size();
-  if (n == 0 || model.size() != n || truth.size() != n) return {};
-  double gained = 0, gap = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    gained += model[i] - flow[i];
-    gap += truth[i] - flow[i];
-  }
-  if (!(gap > 0)) return {};
-  const double share = gained / gap;
-  if (n == 1) return {share, 0.0};
-
-  // Delta method: the share moves with the mean of (model - flow) - share * (truth - flow),
-  // divided by the mean gap.
-  double squares = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double residual = (model[i] - flow[i]) - share * (truth[i] - flow[i]);
-    squares += residual * residual;
-  }
-  const double rows = static_cast<double>(n);
-  return {share, std::sqrt(squares / (rows - 1) / rows) / (gap / rows)};
-}
-
-Estimate estimate_mean(const std::vector<double>& values) {
-  if (values.empty()) return {};
-  const double n = static_cast<double>(values.size());
-  double sum = 0;
-  for (const double v : values) sum += v;
-  const double mean = sum / n;
-  double squares = 0;
-  for (const double v : values) squares += (v - mean) * (v - mean);
-  return {mean, values.size() > 1 ? std::sqrt(squares / (n - 1) / n) : 0.0};
-}
-
 std::string metrics_json(const RunResults& r, const PlotOutcome& plots) {
   // The numbers people compare first sit at the top level.
   json j = {{"dataset", r.dataset},

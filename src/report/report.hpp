@@ -13,27 +13,17 @@
 #include <utility>
 #include <vector>
 
+#include "nfcal/evaluate.hpp"
 #include "nfcal/matrix.hpp"
 
 namespace nfcal::report {
 
 inline constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 
-/// A mean over rows with its standard error (NaN when it does not apply).
-struct Estimate {
-  double mean = kMissing;
-  double se = kMissing;
-};
-
-/// Mean and standard error of the mean (se 0 for one value, both NaN for none).
-Estimate estimate_mean(const std::vector<double>& values);
-
-/// The share of the flow's gap to the true density that a model closes on the same rows,
-/// sum(model - flow) / sum(truth - flow), with the delta-method standard error of a ratio of
-/// means (the rows are the sampling unit). Both NaN when the vectors are empty or of different
-/// sizes, or when the flow is not below the truth on average.
-Estimate gap_share(const std::vector<double>& flow, const std::vector<double>& model,
-                   const std::vector<double>& truth);
+// The row statistics live in the library (nfcal/evaluate.hpp); the report uses them by name.
+using nfcal::Estimate;
+using nfcal::estimate_mean;
+using nfcal::gap_share;
 
 /// Per-pixel numbers of an image dataset in its original space (pixel values in [0, 256)).
 struct PixelSpace {

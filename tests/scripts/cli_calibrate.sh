@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The calibration commands through the real nfcal binary: fit, calibrate (every ceiling mode),
-# evaluate (table and JSON with exactly the documented keys), and sample and score on the
-# calibrated bundle, with equal seeds giving equal files.
+# evaluate (table and JSON with exactly the documented keys, and the share of the gap closed
+# against a known truth), and sample and score on the calibrated bundle, with equal seeds
+# giving equal files.
 # Usage: cli_calibrate.sh SOURCE BINARY NFCAL
 set -euo pipefail
 
@@ -101,6 +102,28 @@ flow_ll="$(value metrics.json flow_log_likelihood)"
 cal_ll="$(value metrics.json calibrated_log_likelihood)"
 awk -v f="$flow_ll" -v c="$cal_ll" 'BEGIN { exit !(c > f) }' ||
   fail "calibrated log-likelihood $cal_ll is not above the flow's $flow_ll"
+
+# evaluate with a known true log density per row, here the flow's own plus one nat: the share
+# of the gap closed is then the calibrated model's gain in nats. A truth of the wrong length is
+# refused, naming the file.
+"$nfcal" score --model flow.nfcal --data train.csv --out flow_lp.csv "${quick[@]}" >/dev/null
+awk 'NR == 1 { print "truth"; next } { printf "%.9g\n", $1 + 1 }' flow_lp.csv >truth.csv
+"$nfcal" evaluate --model model.nfcal --data train.csv --true-log-density truth.csv \
+  --acceptance-samples 0 --json truth.json "${quick[@]}" >truth.out
+mentions truth.out "share of the gap closed"
+closed="$(value truth.json gap_closed)"
+true_ll="$(value truth.json true_log_likelihood)"
+near() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }'; }
+near "$true_ll" "$(awk -v f="$flow_ll" 'BEGIN { print f + 1 }')" ||
+  fail "true_log_likelihood $true_ll should be one nat above the flow's $flow_ll"
+near "$closed" "$(awk -v c="$cal_ll" -v f="$flow_ll" 'BEGIN { print c - f }')" ||
+  fail "with a truth one nat above the flow, gap_closed $closed should be $cal_ll - $flow_ll"
+head -n 11 truth.csv >short.csv
+if "$nfcal" evaluate --model model.nfcal --data train.csv --true-log-density short.csv \
+  --acceptance-samples 0 "${quick[@]}" >/dev/null 2>short.err; then
+  fail "a true log density of 10 values for 1500 rows was accepted"
+fi
+mentions short.err "short.csv: 10 values for 1500 test rows"
 
 # sample and score accept the bundle; equal seeds give equal files.
 "$nfcal" sample --model model.nfcal --count 700 --out s1.npy --seed 4 "${quick[@]}" >/dev/null
