@@ -137,15 +137,14 @@ TEST(Evaluate, AKnownTruthGivesTheShareOfTheGapClosed) {
 
   // The exact ratio closes the whole gap, up to the error of its log Z.
   const auto exact_ratio = target.classifier();
-  const CalibratedFlow exact(flow, exact_ratio,
-                             kInf, estimate_flow_log_z(flow, *exact_ratio, kInf, 100000, 41),
+  const CalibratedFlow exact(flow, exact_ratio, kInf,
+                             estimate_flow_log_z(flow, *exact_ratio, kInf, 100000, 41),
                              target.max_log_ratio() + 0.1);
   const Evaluation e = evaluate(AnyModel(exact), test.rows, options);
   const double gap = e.true_log_likelihood - e.flow_log_likelihood;
   EXPECT_TRUE(e.truth_known);
   EXPECT_NEAR(e.true_log_likelihood,
-              std::accumulate(test.log_density.begin(), test.log_density.end(), 0.0) / 4000,
-              1e-12);
+              std::accumulate(test.log_density.begin(), test.log_density.end(), 0.0) / 4000, 1e-12);
   EXPECT_GT(gap, 0.1);
   EXPECT_NEAR(e.gap_closed, 1.0, (4 * exact.log_z_se() + 1e-4) / gap) << e.to_table();
   EXPECT_NEAR(e.gain, e.calibrated_log_likelihood - e.flow_log_likelihood, 1e-9);
@@ -154,8 +153,7 @@ TEST(Evaluate, AKnownTruthGivesTheShareOfTheGapClosed) {
 
   // A margin of zero leaves the flow as it is: nothing closed, with no sampling error.
   const auto zero = constant_classifier(2, 0.0f);
-  const CalibratedFlow unchanged(flow, zero, 1.0,
-                                 estimate_flow_log_z(flow, *zero, 1.0, 1000, 42));
+  const CalibratedFlow unchanged(flow, zero, 1.0, estimate_flow_log_z(flow, *zero, 1.0, 1000, 42));
   const Evaluation none = evaluate(AnyModel(unchanged), test.rows, options);
   EXPECT_DOUBLE_EQ(none.gap_closed, 0.0);
   EXPECT_DOUBLE_EQ(none.gap_closed_se, 0.0);

@@ -51,8 +51,8 @@ struct Evaluation {
   double flow_log_likelihood = 0, flow_log_likelihood_se = 0;
   double calibrated_log_likelihood = 0, calibrated_log_likelihood_se = 0;
   double gain = 0, gain_se = 0;  // calibrated minus flow row by row (0 for a plain flow)
-  double auc = 0;       // test rows against as many fresh flow samples, unclipped margins
-  double log_loss = 0;  // mean binary cross-entropy of sigmoid(margin) on those rows
+  double auc = 0;                // test rows against as many fresh flow samples, unclipped margins
+  double log_loss = 0;           // mean binary cross-entropy of sigmoid(margin) on those rows
   double log_z = 0, log_z_se = 0;
   double ceiling = 0;  // the model's L (NaN without a ceiling)
   double acceptance_predicted = 0, acceptance_measured = 0;
