@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs a build into a temporary prefix, moves the prefix elsewhere (the package must be
-# relocatable), then builds examples/ against it out of tree as a user would and runs it.
+# relocatable), then builds examples/ against it out of tree as a user would and runs both.
 # Usage: install_package.sh SOURCE_DIR BINARY_DIR [NFCAL_CLI]
 set -euo pipefail
 
@@ -86,4 +86,24 @@ awk -v m="$model" -v t="$truth" 'BEGIN { exit !(m > t - 0.1 && m < t + 0.1) }' |
   fail "test log-likelihood $model is not within 0.1 nats of the true $truth"
 awk -v c="$correlation" 'BEGIN { exit !(c > 0.76 && c < 0.84) }' ||
   fail "sample correlation $correlation is not within 0.04 of 0.8"
+
+# The calibration example: calibration gains on the flow, and its exact samples leave the
+# empty gap between the blobs that the small flow bridges.
+step "run the calibration example"
+LD_LIBRARY_PATH='' "$work/example/calibrate_and_sample" | tee "$work/calibration.txt"
+read -r flow_ll calibrated_ll < <(sed -n \
+  "s/^test log-likelihood: flow $number, calibrated $number, truth $number nats\$/\\1 \\2/p" \
+  "$work/calibration.txt")
+read -r data_gap flow_gap calibrated_gap < <(sed -n \
+  "s/^share in the gap: data $number, flow $number, calibrated $number\$/\\1 \\2 \\3/p" \
+  "$work/calibration.txt")
+[[ -n "${flow_ll:-}" && -n "${flow_gap:-}" ]] ||
+  fail "unexpected output from the calibration example"
+grep -q "^gap to the truth closed: " "$work/calibration.txt" ||
+  fail "the calibration example printed no share of the gap closed"
+awk -v f="$flow_ll" -v c="$calibrated_ll" 'BEGIN { exit !(c > f) }' ||
+  fail "calibrated log-likelihood $calibrated_ll is not above the flow's $flow_ll"
+awk -v d="$data_gap" -v f="$flow_gap" -v c="$calibrated_gap" \
+  'BEGIN { exit !(f > 2 * d && c < 0.5 * f) }' ||
+  fail "gap shares data $data_gap, flow $flow_gap, calibrated $calibrated_gap: no bridge removed"
 printf '\ninstall_package: PASS\n'
