@@ -7,6 +7,7 @@
 # Environment:
 #   NFCAL        the nfcal binary (default: build/nfcal beside this script's repository)
 #   NFCAL_SEEDS  space-separated seeds (default: "0 1 2 3 4")
+#   NFCAL_ARGS   more arguments for every run, e.g. "--parallel-trees 3 --subsample 0.7"
 # A run whose folder already has a metrics.json is not repeated. Runs draw no pictures.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 nfcal="${NFCAL:-$root/build/nfcal}"
 out="${1:-results-seeds}"
 read -r -a seeds <<<"${NFCAL_SEEDS:-0 1 2 3 4}"
+read -r -a extra <<<"${NFCAL_ARGS:-}"
 datasets=(two-moons blobs ring checkerboard mixture-2d mixture-8d)
 mkdir -p "$out"
 
@@ -21,9 +23,9 @@ for name in "${datasets[@]}"; do
   for seed in "${seeds[@]}"; do
     run="$out/$name-$seed"
     [[ -f "$run/metrics.json" ]] && continue
-    echo "seeds: nfcal run --dataset $name --seed $seed --out $run" >&2
-    "$nfcal" run --dataset "$name" --seed "$seed" --out "$run" --no-plots --quiet \
-      >"$run.log" 2>&1 || { tail -n 20 "$run.log" >&2; exit 1; }
+    echo "seeds: nfcal run --dataset $name --seed $seed ${extra[*]} --out $run" >&2
+    "$nfcal" run --dataset "$name" --seed "$seed" "${extra[@]}" --out "$run" --no-plots \
+      --quiet >"$run.log" 2>&1 || { tail -n 20 "$run.log" >&2; exit 1; }
   done
 done
 
