@@ -8,6 +8,7 @@
 #   NFCAL        the nfcal binary (default: build/nfcal beside this script's repository)
 #   NFCAL_SEEDS  space-separated seeds (default: "0 1 2 3 4")
 #   NFCAL_ARGS   more arguments for every run, e.g. "--parallel-trees 3 --subsample 0.7"
+#   NFCAL_SETS   space-separated datasets (default: every generated built-in set)
 # A run whose folder already has a metrics.json is not repeated. Runs draw no pictures.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ nfcal="${NFCAL:-$root/build/nfcal}"
 out="${1:-results-seeds}"
 read -r -a seeds <<<"${NFCAL_SEEDS:-0 1 2 3 4}"
 read -r -a extra <<<"${NFCAL_ARGS:-}"
-datasets=(two-moons blobs ring checkerboard mixture-2d mixture-8d)
+read -r -a datasets <<<"${NFCAL_SETS:-two-moons blobs ring checkerboard mixture-2d mixture-8d}"
 mkdir -p "$out"
 
 for name in "${datasets[@]}"; do
