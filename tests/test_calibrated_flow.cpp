@@ -9,6 +9,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
@@ -612,6 +613,37 @@ TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainFewHeldOutRowsAndUnaffordableS
   EXPECT_EQ(costly.warnings().size(), 1u);
   EXPECT_TRUE(has(costly.warnings(), "would accept 1e-05 of its candidates"));
   EXPECT_NE(costly.summary().find("warning: the rejection sampler"), std::string::npos);
+}
+
+TEST(CalibrationReport, JsonCarriesTheNumbersAndTheWarnings) {
+  CalibrationReport report;
+  report.classifier.trees_trained = 80;
+  report.classifier.trees_kept = 30;
+  report.classifier.heldout_data_rows = 40;
+  report.classifier_input = ClassifierInput::kDataAndLatent;
+  report.ceiling = std::numeric_limits<double>::infinity();
+  report.ceiling_gains = {{0.5, 0.01}, {1.0, 0.02}};
+  report.heldout_gain = 0.02;
+  report.heldout_gain_se = 0.004;
+  report.improved = true;
+  report.log_z.log_z = 0.1;
+  report.log_z.samples = 5000;
+  report.acceptance_predicted = 0.3;
+  report.exact_sampling = false;
+
+  const nlohmann::json j = nlohmann::json::parse(report.to_json());
+
+  EXPECT_EQ(j["classifier"]["trees_kept"], 30);
+  EXPECT_EQ(j["classifier"]["input"], "data+latent");
+  EXPECT_TRUE(j["ceiling"].is_null()) << "an infinite ceiling is null";
+  ASSERT_EQ(j["ceiling_gains"].size(), 2u);
+  EXPECT_DOUBLE_EQ(j["ceiling_gains"][1]["ceiling"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["ceiling_gains"][1]["heldout_gain"].get<double>(), 0.02);
+  EXPECT_DOUBLE_EQ(j["heldout_gain_se"].get<double>(), 0.004);
+  EXPECT_EQ(j["log_z_samples"], 5000);
+  EXPECT_FALSE(j["exact_sampling"].get<bool>());
+  ASSERT_EQ(j["warnings"].size(), report.warnings().size());
+  EXPECT_NE(j["warnings"][0].get<std::string>().find("only 40 data rows"), std::string::npos);
 }
 
 TEST(Calibrate, RejectsBadOptionsAndDataByName) {

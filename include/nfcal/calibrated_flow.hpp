@@ -121,6 +121,11 @@ struct CalibrationReport {
   std::vector<std::string> warnings() const;
   /// Human-readable lines, ending with the warnings.
   std::string summary() const;
+  /// The same as a JSON object, for scripts: the classifier's rows and trees, the ceiling with
+  /// the held-out gain of every grid value tried, the held-out log-likelihoods and gain, log Z,
+  /// the predicted acceptance, the seconds of each step and the warnings (docs/calibration.md
+  /// lists the keys). An infinite ceiling is null.
+  std::string to_json() const;
 };
 
 /// A flow, a classifier, a ceiling and log Z: a normalized density that can be sampled

@@ -268,6 +268,47 @@ std::string CalibrationReport::summary() const {
   return out.str();
 }
 
+std::string CalibrationReport::to_json() const {
+  const auto finite_or_null = [](double value) {
+    return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+  };
+  nlohmann::json gains = nlohmann::json::array();
+  for (const auto& [grid_ceiling, gain] : ceiling_gains) {
+    gains.push_back({{"ceiling", grid_ceiling}, {"heldout_gain", finite_or_null(gain)}});
+  }
+  const nlohmann::json j = {
+      {"classifier",
+       {{"input", to_string(classifier_input)},
+        {"trees_trained", classifier.trees_trained},
+        {"trees_kept", classifier.trees_kept},
+        {"trees_per_round", classifier.trees_per_round},
+        {"stopped_early", classifier.stopped_early},
+        {"refit", classifier.refit},
+        {"train_data_rows", classifier.train_data_rows},
+        {"train_flow_rows", classifier.train_flow_rows},
+        {"heldout_data_rows", classifier.heldout_data_rows},
+        {"heldout_flow_rows", classifier.heldout_flow_rows}}},
+      {"ceiling", finite_or_null(ceiling)},
+      {"ceiling_gains", gains},
+      {"heldout_flow_log_likelihood", finite_or_null(heldout_flow_log_likelihood)},
+      {"heldout_calibrated_log_likelihood", finite_or_null(heldout_calibrated_log_likelihood)},
+      {"heldout_gain", finite_or_null(heldout_gain)},
+      {"heldout_gain_se", finite_or_null(heldout_gain_se)},
+      {"improved", improved},
+      {"log_z", finite_or_null(log_z.log_z)},
+      {"log_z_se", finite_or_null(log_z.se)},
+      {"ess", finite_or_null(log_z.ess)},
+      {"log_z_samples", log_z.samples},
+      {"acceptance_predicted", finite_or_null(acceptance_predicted)},
+      {"exact_sampling", exact_sampling},
+      {"seconds",
+       {{"flow_samples", seconds_flow_samples},
+        {"classifier", seconds_classifier},
+        {"log_z", seconds_log_z}}},
+      {"warnings", warnings()}};
+  return j.dump(2);
+}
+
 std::vector<std::string> CalibrationReport::warnings() const {
   std::vector<std::string> out;
   char line[256];

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/model_file.hpp"
@@ -22,6 +23,7 @@ struct CalibrateCommandOptions {
   std::string flow;
   std::string data;
   std::string out;
+  std::string json;  // "" none, "-" stdout, else a file
   std::string ceiling = "auto";
   double target_acceptance = 0;  // 0: not given
   CalibrationOptions calibration;
@@ -38,8 +40,10 @@ CeilingChoice ceiling_choice(const CalibrateCommandOptions& options) {
 void run_calibrate(const CalibrateCommandOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
 
-  // Inputs and the output path are checked before any long work.
+  // Inputs and the output paths are checked before any long work.
   check_output_path(options.out);
+  const bool json_to_stdout = options.json == "-";
+  if (!options.json.empty() && !json_to_stdout) check_output_path(options.json);
   const Maf flow = load_flow(options.flow);
   // The classifier holds at least one row out and trains on the rest.
   const Matrix<float> data = load_rows(options.data, flow.dim(), "calibration data", 2,
@@ -82,8 +86,17 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   }();
   warn_about(report);
   model.save(options.out);
-  std::fputs(report.summary().c_str(), stdout);
-  std::printf("wrote %s\n", options.out.c_str());
+
+  // The summary goes to stdout, unless stdout carries the JSON; then it goes to stderr.
+  std::FILE* text = json_to_stdout ? stderr : stdout;
+  std::fputs(report.summary().c_str(), text);
+  std::fprintf(text, "wrote %s\n", options.out.c_str());
+  if (json_to_stdout) {
+    std::printf("%s\n", report.to_json().c_str());
+  } else if (!options.json.empty()) {
+    write_file_atomically(options.json, report.to_json() + "\n");
+    std::printf("wrote %s\n", options.json.c_str());
+  }
 }
 
 }  // namespace
@@ -99,6 +112,8 @@ void add_calibrate_command(CLI::App& app) {
       ->required();
   command->add_option("--data", options->data, "training rows, .npy or .csv")->required();
   command->add_option("--out", options->out, "the calibrated model file to write")->required();
+  command->add_option("--json", options->json,
+                      "also write what calibration did as JSON (- for stdout)");
 
   // The classifier.
   command->add_option("--trees", c.classifier.trees, "most boosting rounds")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The calibration commands through the real nfcal binary: fit, calibrate (every ceiling mode),
-# evaluate (table and JSON with exactly the documented keys, and the share of the gap closed
-# against a known truth), and sample and score on the calibrated bundle, with equal seeds
-# giving equal files.
+# The calibration commands through the real nfcal binary: fit, calibrate (every ceiling mode,
+# and its report as JSON), evaluate (table and JSON with exactly the documented keys, and the
+# share of the gap closed against a known truth), and sample and score on the calibrated
+# bundle, with equal seeds giving equal files.
 # Usage: cli_calibrate.sh SOURCE BINARY NFCAL
 set -euo pipefail
 
@@ -31,8 +31,21 @@ quick=(--threads 1 --quiet)
 mentions auto.out "held-out log-likelihood"
 mentions auto.out "wrote model.nfcal"
 "$nfcal" calibrate --flow flow.nfcal --data train.csv --out fixed.nfcal --trees 30 \
-  --ceiling 0.5 --log-z-samples 5000 "${quick[@]}" >fixed.out
+  --ceiling 0.5 --log-z-samples 5000 --json fixed.json "${quick[@]}" >fixed.out
 mentions fixed.out "ceiling 0.5"
+mentions fixed.out "wrote fixed.json"
+mentions fixed.json '"ceiling": 0.5'
+mentions fixed.json '"heldout_data_rows": 300'
+mentions fixed.json '"log_z_samples": 5000'
+
+# --json - puts the JSON alone on stdout and the summary on stderr.
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out piped.nfcal --trees 30 \
+  --ceiling none --log-z-samples 5000 --json - "${quick[@]}" >piped.json 2>piped.err
+mentions piped.json '"ceiling": null'
+mentions piped.json '"exact_sampling": false'
+mentions piped.err "approximate"
+[[ "$(head -c 1 piped.json)" == "{" ]] ||
+  fail "calibrate --json - wrote more than JSON: $(head -n 3 piped.json)"
 "$nfcal" calibrate --flow flow.nfcal --data train.csv --out none.nfcal --trees 30 \
   --ceiling none --log-z-samples 5000 "${quick[@]}" >none.out
 mentions none.out "approximate"
