@@ -422,6 +422,29 @@ TEST(Calibrate, WarnsWhenTooFewDataRowsAreHeldOut) {
   EXPECT_FALSE(held_out_warning(large)) << large.summary();
 }
 
+TEST(Calibrate, GivenValidationRowsAreTheHeldOutRows) {
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  const Matrix<float> train = target_rows(2000, 35);
+  const Matrix<float> validation = target_rows(500, 36);
+  CalibrationOptions options = quick_calibration_options(CeilingChoice::automatic());
+  options.flow_ratio = 2;
+  CalibrationReport report;
+
+  const CalibratedFlow model = calibrate(flow, train, options, &report, &validation);
+
+  // The validation rows are held out against twice as many flow rows, every training row
+  // trains, and the held-out log-likelihood is the flow's on the validation rows.
+  EXPECT_EQ(report.classifier.heldout_data_rows, 500u);
+  EXPECT_EQ(report.classifier.heldout_flow_rows, 1000u);
+  EXPECT_EQ(report.classifier.train_data_rows, 2000u);
+  EXPECT_NEAR(report.heldout_flow_log_likelihood, mean_of(flow.log_prob(validation)), 1e-6);
+  EXPECT_GT(report.heldout_gain, 2 * report.heldout_gain_se) << report.summary();
+  EXPECT_NE(model.metadata_json().find("\"validation_rows\":500"), std::string::npos);
+
+  const Matrix<float> wide(10, 3, 0.5f);
+  EXPECT_THROW(calibrate(flow, train, options, nullptr, &wide), DataError);
+}
+
 TEST(Calibrate, AutoModeChoosesTheBestAdmissibleGridCeilingOnHeldOutRows) {
   const Maf flow = broad_gaussian_flow(2, 2.0);
   CalibrationOptions options = quick_calibration_options(CeilingChoice::automatic());

@@ -201,6 +201,70 @@ TEST(XGBoostClassifier, RefitBoostsTheChosenTreesOnEveryRowAndLeavesHeldOutMargi
   EXPECT_GT(differs_from_split, 1e-2);
 }
 
+// Rows stacked: a's rows, then b's.
+Matrix<float> stacked(const Matrix<float>& a, const Matrix<float>& b) {
+  Matrix<float> out(a.rows() + b.rows(), a.cols());
+  std::copy(a.data(), a.data() + a.size(), out.data());
+  std::copy(b.data(), b.data() + b.size(), out.data() + a.size());
+  return out;
+}
+
+TEST(XGBoostClassifier, GivenHeldOutRowsChooseTheTreesAndJoinTheRefit) {
+  const Matrix<float> data = gaussian_rows(1500, 2, 1.0f, 30);
+  const Matrix<float> flow = gaussian_rows(3000, 2, 0.0f, 31);
+  const Matrix<float> held_data = gaussian_rows(400, 2, 1.0f, 32);
+  const Matrix<float> held_flow = gaussian_rows(800, 2, 0.0f, 33);
+  XGBoostParams p = small_params();
+  p.refit = false;
+  XGBoostTrainReport chosen;
+
+  const XGBoostClassifier split_free =
+      XGBoostClassifier::train(data, flow, p, {}, &chosen, {}, {&held_data, &held_flow});
+
+  // Every given row is held out and every other row trains.
+  EXPECT_EQ(chosen.heldout_data_rows, 400u);
+  EXPECT_EQ(chosen.heldout_flow_rows, 800u);
+  EXPECT_EQ(chosen.train_data_rows, 1500u);
+  EXPECT_EQ(chosen.train_flow_rows, 3000u);
+  ASSERT_EQ(chosen.heldout_data.size(), held_data.size());
+  EXPECT_TRUE(std::equal(held_data.data(), held_data.data() + held_data.size(),
+                         chosen.heldout_data.data()));
+  EXPECT_EQ(chosen.heldout_data_margins, split_free.margins(held_data));
+  EXPECT_LT(mean_error_against_shifted_gaussian_ratio(split_free), 0.3);
+
+  // The refit boosts the chosen number of trees on the training and held-out rows together.
+  p.refit = true;
+  XGBoostTrainReport refitted;
+  const XGBoostClassifier refit_model =
+      XGBoostClassifier::train(data, flow, p, {}, &refitted, {}, {&held_data, &held_flow});
+  XGBoostParams all_rows = p;
+  all_rows.refit = false;
+  all_rows.validation_fraction = 0;
+  all_rows.trees = chosen.trees_kept;
+  const XGBoostClassifier reference =
+      XGBoostClassifier::train(stacked(data, held_data), stacked(flow, held_flow), all_rows);
+  EXPECT_EQ(refitted.trees_kept, chosen.trees_kept);
+  EXPECT_NEAR(refit_model.balance(), std::log(1900.0 / 3800.0), 1e-12);
+  const Matrix<float> probe = gaussian_rows(300, 2, 0.5f, 34);
+  const std::vector<float> m = refit_model.margins(probe);
+  const std::vector<float> expected = reference.margins(probe);
+  for (std::size_t i = 0; i < m.size(); ++i) EXPECT_NEAR(m[i], expected[i], 1e-3) << "row " << i;
+}
+
+TEST(XGBoostClassifier, GivenHeldOutRowsMustHaveBothClassesRowsAndTheRightColumns) {
+  const Matrix<float> data = gaussian_rows(200, 2, 1.0f, 35);
+  const Matrix<float> flow = gaussian_rows(200, 2, 0.0f, 36);
+  const Matrix<float> empty(0, 2);
+  const Matrix<float> wide = gaussian_rows(50, 3, 0.0f, 37);
+  const XGBoostParams p = small_params();
+
+  EXPECT_THROW(XGBoostClassifier::train(data, flow, p, {}, nullptr, {}, {&data, nullptr}),
+               InvalidArgument);
+  EXPECT_THROW(XGBoostClassifier::train(data, flow, p, {}, nullptr, {}, {&empty, &flow}),
+               InvalidArgument);
+  EXPECT_THROW(XGBoostClassifier::train(data, flow, p, {}, nullptr, {}, {&wide, &flow}), DataError);
+}
+
 TEST(XGBoostClassifier, RoundCallbackSeesTheSelectionThenTheRefitCountedOn) {
   const Matrix<float> data = gaussian_rows(1000, 2, 0.7f, 25);
   const Matrix<float> flow = gaussian_rows(2000, 2, 0.0f, 26);

@@ -202,15 +202,18 @@ class CalibratedFlow {
 
 /// Calibrates flow on data rows (n1, D): samples n0 = flow_ratio * n1 flow rows, trains an
 /// XGBoost classifier with held-out tree selection, chooses the ceiling, and estimates log Z
-/// on log_z_samples fresh flow samples. Throws DataError on bad data, InvalidArgument on bad
-/// options, XGBoostError when XGBoost fails.
+/// on log_z_samples fresh flow samples. The trees and the ceiling are chosen on held-out
+/// rows: the given validation rows (n2, D) against flow_ratio * n2 flow rows of their own, or,
+/// without them, a validation_fraction of the data and flow rows. Throws DataError on bad
+/// data, InvalidArgument on bad options, XGBoostError when XGBoost fails.
 ///
 ///     nfcal::CalibrationReport report;
 ///     nfcal::CalibratedFlow model = nfcal::calibrate(flow, train, {}, &report);
 ///     std::cout << report.summary();
 CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
                          const CalibrationOptions& options = {},
-                         CalibrationReport* report = nullptr);
+                         CalibrationReport* report = nullptr,
+                         const Matrix<float>* validation = nullptr);
 
 /// log Z_L of a flow and a classifier on `samples` fresh flow samples keyed by seed.
 LogZEstimate estimate_flow_log_z(const Maf& flow, const Classifier& classifier, double ceiling,

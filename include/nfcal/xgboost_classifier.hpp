@@ -90,18 +90,29 @@ struct XGBoostTrainReport {
   std::vector<float> heldout_data_margins, heldout_flow_margins;
 };
 
+/// Rows held out to choose the number of trees, given in place of a validation_fraction split
+/// of the training rows: data rows (label 1) and flow rows (label 0), both (n, D). When given,
+/// every training row trains and a refit boosts on the training and held-out rows together.
+struct HeldOutRows {
+  const Matrix<float>* data = nullptr;
+  const Matrix<float>* flow = nullptr;
+  bool given() const { return data != nullptr || flow != nullptr; }
+};
+
 /// An XGBoost booster trained as a calibration classifier. Move-only; prediction is
 /// thread-safe, as XGBoost's own in-place prediction is for tree models.
 class XGBoostClassifier : public Classifier {
  public:
-  /// Trains on data rows (label 1) against flow rows (label 0), both (n, D). score defaults
+  /// Trains on data rows (label 1) against flow rows (label 0), both (n, D), holding out
+  /// `heldout` when given and a validation_fraction of each class otherwise. score defaults
   /// to heldout_gain(..., +infinity). Throws DataError on NaN/Inf or mismatched columns,
-  /// InvalidArgument on bad params or too few rows to hold any out, XGBoostError when XGBoost
-  /// fails (its message included).
+  /// InvalidArgument on bad params, too few rows to hold any out, or held-out rows given for
+  /// one class only or with no rows, XGBoostError when XGBoost fails (its message included).
   static XGBoostClassifier train(const Matrix<float>& data, const Matrix<float>& flow_rows,
                                  const XGBoostParams& params, const SelectionScore& score = {},
                                  XGBoostTrainReport* report = nullptr,
-                                 const RoundCallback& on_round = {});
+                                 const RoundCallback& on_round = {},
+                                 const HeldOutRows& heldout = {});
 
   /// Loads a model saved by to_bytes() (UBJSON) or XGBoost's JSON. threads and device are
   /// runtime settings, set again here. Throws XGBoostError when XGBoost rejects the bytes.

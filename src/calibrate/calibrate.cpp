@@ -346,9 +346,11 @@ std::vector<std::string> CalibrationReport::warnings() const {
 // --- calibrate() -----------------------------------------------------------------------------
 
 CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
-                         const CalibrationOptions& options, CalibrationReport* report) {
+                         const CalibrationOptions& options, CalibrationReport* report,
+                         const Matrix<float>* validation) {
   options.validate();
   check_rows(data, flow.dim(), "calibration data");
+  if (validation != nullptr) check_rows(*validation, flow.dim(), "calibration validation data");
   CalibrationReport local;
   CalibrationReport& r = report != nullptr ? *report : local;
   r = CalibrationReport{};
@@ -373,14 +375,31 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   }
   const Matrix<float>& data_features = latent_data.rows() > 0 ? latent_data : data;
 
+  // Given validation rows are held out against flow rows of their own, drawn like the others.
+  Matrix<float> validation_features, validation_flow_features;
+  HeldOutRows heldout;
+  if (validation != nullptr) {
+    const auto count = std::max<std::size_t>(
+        1, static_cast<std::size_t>(
+               std::llround(options.flow_ratio * static_cast<double>(validation->rows()))));
+    const std::uint64_t seed = derived_seed(options.seed, 3);
+    validation_flow_features =
+        classifier_features_of_samples(input, sample(flow, count, seed, options.device), seed);
+    validation_features =
+        classifier_features_of_rows(input, flow, validation->data(), validation->rows());
+    heldout = {&validation_features, &validation_flow_features};
+  }
+
   // The classifier, its number of trees chosen on held-out rows. Wide rows cost gigabytes,
   // so the flow's go as soon as XGBoost holds its own copy.
   t = Clock::now();
   auto classifier = std::make_shared<XGBoostClassifier>(XGBoostClassifier::train(
       data_features, flow_features, options.classifier, selection_score(options), &r.classifier,
-      options.on_classifier_round));
+      options.on_classifier_round, heldout));
   flow_features = Matrix<float>();
   latent_data = Matrix<float>();
+  validation_features = Matrix<float>();
+  validation_flow_features = Matrix<float>();
   r.seconds_classifier = seconds_since(t);
   const std::vector<float>& data_m = r.classifier.heldout_data_margins;
   const std::vector<float>& flow_m = r.classifier.heldout_flow_margins;
@@ -427,6 +446,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   meta["data_dim"] = data.cols();
   meta["flow_rows"] = flow_rows_count;
   meta["flow_ratio"] = options.flow_ratio;
+  meta["validation_rows"] = validation != nullptr ? validation->rows() : 0;
   meta["classifier_input"] = to_string(input);
   meta["seed"] = options.seed;
   meta["ceiling_mode"] = options.ceiling.to_string();

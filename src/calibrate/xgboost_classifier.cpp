@@ -295,21 +295,39 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
                                            const Matrix<float>& flow_rows,
                                            const XGBoostParams& params, const SelectionScore& score,
                                            XGBoostTrainReport* report,
-                                           const RoundCallback& on_round) {
+                                           const RoundCallback& on_round,
+                                           const HeldOutRows& heldout) {
   const auto start = std::chrono::steady_clock::now();
   params.validate();
   const int dim = static_cast<int>(data.cols());
   check_rows(data, dim, "classifier data rows");
   check_rows(flow_rows, dim, "classifier flow rows");
   const int threads = resolve_threads(params.threads);
+  const bool given = heldout.given();
+  if (given) {
+    if (heldout.data == nullptr || heldout.flow == nullptr) {
+      throw InvalidArgument("XGBoost training: held-out rows need both data and flow rows");
+    }
+    if (heldout.data->rows() == 0 || heldout.flow->rows() == 0) {
+      throw InvalidArgument("XGBoost training: the given held-out rows are empty");
+    }
+    check_rows(*heldout.data, dim, "classifier held-out data rows");
+    check_rows(*heldout.flow, dim, "classifier held-out flow rows");
+  }
 
-  // Hold out a seeded share of each class: data files may be sorted, so shuffle first.
-  const std::size_t hold1 = heldout_count(data.rows(), params.validation_fraction, "data");
-  const std::size_t hold0 = heldout_count(flow_rows.rows(), params.validation_fraction, "flow");
-  const auto order1 = keyed_permutation(data.rows(), params.seed);
-  const auto order0 = keyed_permutation(flow_rows.rows(), params.seed ^ 0x5bd1e995u);
-  const std::size_t n1 = data.rows() - hold1;
-  const std::size_t n0 = flow_rows.rows() - hold0;
+  // The rows to hold out: the given ones, or a seeded share of each class (data files may be
+  // sorted, so shuffle first).
+  const double fraction = given ? 0.0 : params.validation_fraction;
+  const std::size_t hold1 =
+      given ? heldout.data->rows() : heldout_count(data.rows(), fraction, "data");
+  const std::size_t hold0 =
+      given ? heldout.flow->rows() : heldout_count(flow_rows.rows(), fraction, "flow");
+  const auto order1 =
+      given ? std::vector<std::size_t>{} : keyed_permutation(data.rows(), params.seed);
+  const auto order0 = given ? std::vector<std::size_t>{}
+                            : keyed_permutation(flow_rows.rows(), params.seed ^ 0x5bd1e995u);
+  const std::size_t n1 = given ? data.rows() : data.rows() - hold1;
+  const std::size_t n0 = given ? flow_rows.rows() : flow_rows.rows() - hold0;
 
   // Quantile DMatrices of the training rows (data labelled 1, flow labelled 0) and of the
   // held-out ones, binned at the training rows' boundaries; the held-out ones join the
@@ -318,14 +336,17 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   auto train_matrix = std::make_unique<DMatrix>();
   auto heldout1_matrix = std::make_unique<DMatrix>();
   auto heldout0_matrix = std::make_unique<DMatrix>();
-  {
+  if (given) {
+    make_quantile_dmatrix(train_matrix.get(), {{&data, 1.0f}, {&flow_rows, 0.0f}}, nullptr,
+                          params.max_bin, threads);
+  } else {
     const Matrix<float> train1 = gather_rows(data, order1, 0, n1);
     const Matrix<float> train0 = gather_rows(flow_rows, order0, 0, n0);
     make_quantile_dmatrix(train_matrix.get(), {{&train1, 1.0f}, {&train0, 0.0f}}, nullptr,
                           params.max_bin, threads);
   }
-  Matrix<float> heldout1 = gather_rows(data, order1, n1, hold1);
-  Matrix<float> heldout0 = gather_rows(flow_rows, order0, n0, hold0);
+  Matrix<float> heldout1 = given ? *heldout.data : gather_rows(data, order1, n1, hold1);
+  Matrix<float> heldout0 = given ? *heldout.flow : gather_rows(flow_rows, order0, n0, hold0);
   std::vector<DMatrixHandle> cache{train_matrix->handle};
   if (hold1 > 0) {
     make_quantile_dmatrix(heldout1_matrix.get(), {{&heldout1, 1.0f}}, train_matrix->handle,
@@ -393,11 +414,17 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
   // Refit: the chosen number of trees again, on the training and the held-out rows together.
   r.balance = balance;
   if (params.refit && hold1 > 0 && best > 0) {
+    std::vector<LabelledBlock> all_rows{{&data, 1.0f}, {&flow_rows, 0.0f}};
+    if (given) {
+      all_rows.push_back({&heldout1, 1.0f});
+      all_rows.push_back({&heldout0, 0.0f});
+    }
+    const std::size_t all1 = given ? n1 + hold1 : data.rows();
+    const std::size_t all0 = given ? n0 + hold0 : flow_rows.rows();
     DMatrix all_matrix;
-    make_quantile_dmatrix(&all_matrix, {{&data, 1.0f}, {&flow_rows, 0.0f}}, nullptr, params.max_bin,
-                          threads);
-    auto refitted = std::make_unique<Booster>(
-        create_booster({all_matrix.handle}, params, data.rows(), flow_rows.rows(), threads));
+    make_quantile_dmatrix(&all_matrix, all_rows, nullptr, params.max_bin, threads);
+    auto refitted =
+        std::make_unique<Booster>(create_booster({all_matrix.handle}, params, all1, all0, threads));
     for (int k = 0; k < best; ++k) {
       check_xgb(XGBoosterUpdateOneIter(refitted->handle, k, all_matrix.handle),
                 "XGBoosterUpdateOneIter");
@@ -405,7 +432,7 @@ XGBoostClassifier XGBoostClassifier::train(const Matrix<float>& data,
         on_round({round + k + 1, round + best, std::numeric_limits<double>::quiet_NaN(), true});
       }
     }
-    r.balance = std::log(static_cast<double>(data.rows()) / static_cast<double>(flow_rows.rows()));
+    r.balance = std::log(static_cast<double>(all1) / static_cast<double>(all0));
     check_xgb(XGBoosterReset(refitted->handle), "XGBoosterReset");
     check_xgb(XGBoosterSetAttr(refitted->handle, kBalanceAttribute, exact(r.balance).c_str()),
               "XGBoosterSetAttr");

@@ -22,6 +22,7 @@ struct CalibrateCommandOptions {
   CommonOptions common;
   std::string flow;
   std::string data;
+  std::string validation;  // "" : a split of --data
   std::string out;
   std::string json;  // "" none, "-" stdout, else a file
   std::string ceiling = "auto";
@@ -46,8 +47,11 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   if (!options.json.empty() && !json_to_stdout) check_output_path(options.json);
   const Maf flow = load_flow(options.flow);
   // The classifier holds at least one row out and trains on the rest.
-  const Matrix<float> data = load_rows(options.data, flow.dim(), "calibration data", 2,
+  const bool split = options.validation.empty();
+  const Matrix<float> data = load_rows(options.data, flow.dim(), "calibration data", split ? 2 : 1,
                                        "to hold rows out for choosing the trees");
+  const Matrix<float> validation =
+      split ? Matrix<float>() : load_rows(options.validation, flow.dim(), "validation data");
   CalibrationOptions calibration = options.calibration;
   calibration.ceiling = ceiling_choice(options);
   calibration.seed = options.common.seed;
@@ -62,6 +66,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
       {{"flow", options.flow},
        {"data", options.data},
        {"rows", std::to_string(data.rows())},
+       {"validation", split ? "split" : options.validation},
        {"dim", std::to_string(flow.dim())},
        {"out", options.out},
        {"trees", std::to_string(calibration.classifier.trees)},
@@ -82,7 +87,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   const CalibratedFlow model = [&] {
     ProgressBar bar("classifier", static_cast<std::size_t>(calibration.classifier.trees));
     calibration.on_classifier_round = classifier_progress(&bar);
-    return calibrate(flow, data, calibration, &report);
+    return calibrate(flow, data, calibration, &report, split ? nullptr : &validation);
   }();
   warn_about(report);
   model.save(options.out);
@@ -111,6 +116,9 @@ void add_calibrate_command(CLI::App& app) {
   command->add_option("--flow", options->flow, "a flow model file written by nfcal fit")
       ->required();
   command->add_option("--data", options->data, "training rows, .npy or .csv")->required();
+  CLI::Option* validation = command->add_option(
+      "--validation", options->validation,
+      "rows held out for choosing the trees and the ceiling (default: a split of --data)");
   command->add_option("--out", options->out, "the calibrated model file to write")->required();
   command->add_option("--json", options->json,
                       "also write what calibration did as JSON (- for stdout)");
@@ -156,7 +164,8 @@ void add_calibrate_command(CLI::App& app) {
       ->add_option("--validation-fraction", c.classifier.validation_fraction,
                    "share of rows held out for tree and ceiling selection")
       ->check(CLI::Range(0.01, 0.9))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(validation);
   command->add_option("--flow-ratio", c.flow_ratio, "flow samples per data row")
       ->check(kPositive)
       ->capture_default_str();

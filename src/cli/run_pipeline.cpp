@@ -256,7 +256,8 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
     data->excludes(dataset);
     command->add_option("--test", o->test, "test rows (default: a seeded split of --data)");
     command->add_option("--validation", o->validation,
-                        "validation rows for early stopping (default: a split)");
+                        "validation rows for the flow's early stopping and the classifier's "
+                        "tree and ceiling choice (default: a split)");
     command
         ->add_option("--test-fraction", o->test_fraction,
                      "share of --data held out as test rows when --test is not given")
@@ -413,7 +414,8 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
   spdlog::info("flow: {} epochs, best {} (validation {:.4f} nats)", fitted.epochs_run,
                fitted.best_epoch, fitted.best_validation_log_likelihood);
 
-  // 2. Calibrate it with a classifier of training rows against flow samples.
+  // 2. Calibrate it with a classifier of training rows against flow samples; given validation
+  // rows, the ones the flow stopped on, choose its trees and ceiling.
   step = Clock::now();
   spdlog::info("calibrating: up to {} trees, {} data rows against {} flow samples",
                calibration.classifier.trees, data.train.rows(),
@@ -423,7 +425,8 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
     ProgressBar bar("classifier", static_cast<std::size_t>(calibration.classifier.trees));
     CalibrationOptions with_progress = calibration;
     with_progress.on_classifier_round = classifier_progress(&bar);
-    return calibrate(flow, data.train, with_progress, &calibrated_report);
+    const Matrix<float>* validation = data.validation.rows() > 0 ? &data.validation : nullptr;
+    return calibrate(flow, data.train, with_progress, &calibrated_report, validation);
   }();
   results.seconds.emplace_back("calibrate", seconds_since(step));
   spdlog::info("classifier: {} of {} trees kept, held-out gain {:.4f} +- {:.4f} nats",

@@ -53,6 +53,27 @@ mentions none.out "approximate"
   --target-acceptance 0.4 --log-z-samples 5000 "${quick[@]}" >target.out
 mentions target.out "predicted acceptance 0.4000"
 
+# --validation: given rows choose the trees and the ceiling; every --data row trains. It
+# excludes --validation-fraction, and rows of another width are refused by name.
+head -n 1201 train.csv >first.csv
+{ head -n 1 train.csv; tail -n 300 train.csv; } >last.csv
+"$nfcal" calibrate --flow flow.nfcal --data first.csv --validation last.csv --out held.nfcal \
+  --trees 30 --log-z-samples 5000 --json held.json "${quick[@]}" >held.out
+mentions held.json '"heldout_data_rows": 300'
+mentions held.json '"train_data_rows": 1200'
+set +e
+"$nfcal" calibrate --flow flow.nfcal --data first.csv --validation last.csv \
+  --validation-fraction 0.3 --out both_splits.nfcal "${quick[@]}" >/dev/null 2>both_splits.err
+status=$?
+set -e
+[[ "$status" == 2 ]] || fail "--validation with --validation-fraction: status $status, expected 2"
+awk -F, 'BEGIN { OFS = "," } { print $1, $2, $2 }' last.csv >wide.csv
+if "$nfcal" calibrate --flow flow.nfcal --data first.csv --validation wide.csv \
+  --out wide.nfcal "${quick[@]}" >/dev/null 2>wide.err; then
+  fail "validation rows of three columns were accepted"
+fi
+mentions wide.err "wide.csv: 3 columns"
+
 # The classifier input: latent by default, the data alone on request, anything else refused.
 mentions auto.out "XGBoost on data+latent"
 mentions auto.out "refit on all rows"
