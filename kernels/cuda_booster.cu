@@ -108,6 +108,12 @@ void CudaBooster::margins(const float* d_x, std::size_t n, float* d_out, CudaStr
   check_xgboost(XGBoosterPredictFromCudaArray(handle_, values.c_str(), config, nullptr, &shape,
                                               &dims, &result),
                 "PredictFromCudaArray");
+  bst_ulong count = 1;  // the shape lives in host memory even for device predictions
+  for (bst_ulong d = 0; d < dims; ++d) count *= shape[d];
+  if (count != n) {
+    throw XGBoostError("XGBoost returned " + std::to_string(count) + " margins for " +
+                       std::to_string(n) + " rows: the model is not a binary classifier");
+  }
 
   // Our stream after XGBoost's, the copy, then XGBoost's stream after the copy.
   cuda_detail::Event ready;

@@ -93,7 +93,7 @@ class DeviceBuffer {
     }
     cudaFree(data_);
     data_ = nullptr;
-    capacity_ = 0;
+    size_ = capacity_ = 0;  // a failed allocation leaves an empty buffer, not a stale size
     data_ = static_cast<T*>(device_allocate(size * sizeof(T), what));
     size_ = capacity_ = size;
   }

@@ -49,8 +49,8 @@ CudaMaf::CudaMaf(const Maf& flow, int device) : impl_(std::make_unique<Impl>()) 
   impl.shared_optin = static_cast<std::size_t>(optin);
   impl.fused_density = rows::plan_fused_density(impl.packed.maf, impl.shared_optin);
   impl.sampling = rows::plan_sampling(impl.packed.maf, impl.shared_optin);
-  configure_density_kernels(impl.fused_density);
-  configure_sampling_kernels(impl.sampling);
+  configure_density_kernels(impl.fused_density, impl.shared_optin);
+  configure_sampling_kernels(impl.sampling, impl.shared_optin);
   impl.path = impl.fused_density.tile > 0 ? DensityPath::kFused : DensityPath::kGeneral;
 
   // cuBLAS in strict fp32 (no TF32), so the general path keeps the parity tolerance.

@@ -37,9 +37,12 @@ struct CudaMaf::Impl {
   ~Impl();
 };
 
-/// Raises the dynamic shared-memory limit of the kernels each plan launches.
-void configure_density_kernels(const KernelPlan& plan);
-void configure_sampling_kernels(const KernelPlan& plan);
+/// Raises the dynamic shared-memory limit of the kernels a plan launches. The limit belongs to
+/// the kernel, not to a launch, so every model sets the same value, the device's opt-in
+/// maximum: a model built later, or on another thread, cannot shrink it below what an earlier
+/// model's plan launches with.
+void configure_density_kernels(const KernelPlan& plan, std::size_t shared_limit);
+void configure_sampling_kernels(const KernelPlan& plan, std::size_t shared_limit);
 
 /// Density of n rows through the fused kernel (plan.tile > 0).
 void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n, float* d_out,

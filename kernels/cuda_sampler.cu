@@ -165,6 +165,7 @@ Matrix<float> CudaCalibratedSampler::sample(std::size_t n) {
 }
 
 LogZEstimate CudaCalibratedSampler::log_z(std::size_t samples, std::uint64_t seed) {
+  if (samples == 0) throw InvalidArgument("CudaCalibratedSampler::log_z: needs at least 1 sample");
   cuda_detail::DeviceGuard guard(flow_.device());
   cuda_detail::Stream stream;
   Buffers& b = *buffers_;

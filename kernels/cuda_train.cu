@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -525,6 +526,10 @@ void backward(CudaTrainer::Impl& t, std::size_t n) {
 double batch_loss_and_gradient(CudaTrainer::Impl& t, std::size_t n, BatchStatistics* statistics) {
   const MafConfig& c = t.flow.config();
   if (n == 0) throw InvalidArgument("CudaTrainer: the batch has no rows");
+  if (n > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    throw InvalidArgument("CudaTrainer: a batch of " + std::to_string(n) +
+                          " rows exceeds cuBLAS's int row count");
+  }
   if (c.batch_norm && n < 2) {
     throw InvalidArgument("CudaTrainer: batch normalization needs at least 2 rows");
   }
@@ -624,6 +629,8 @@ double CudaTrainer::loss_and_gradient(const float* d_x, std::size_t n, float* d_
   const double loss = batch_loss_and_gradient(*impl_, n, statistics);
   NFCAL_CUDA_CHECK(cudaMemcpy(d_grad, impl_->grad.data(), num_parameters() * sizeof(float),
                               cudaMemcpyDeviceToDevice));
+  // A device-to-device copy does not block the host; the header promises d_grad is ready.
+  NFCAL_CUDA_CHECK(cudaDeviceSynchronize());
   return loss;
 }
 

@@ -186,11 +186,11 @@ void general_matrix(const CudaMaf::Impl& impl, const rows::PackedMade& made,
 
 }  // namespace
 
-void configure_density_kernels(const KernelPlan& plan) {
+void configure_density_kernels(const KernelPlan& plan, std::size_t shared_limit) {
   if (plan.tile == 0) return;
   NFCAL_CUDA_CHECK(cudaFuncSetAttribute(maf_density_fused_kernel,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(plan.shared_bytes)));
+                                        static_cast<int>(shared_limit)));
 }
 
 void launch_density_fused(const CudaMaf::Impl& impl, const float* d_x, std::size_t n, float* d_out,

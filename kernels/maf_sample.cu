@@ -91,9 +91,9 @@ __global__ void maf_sample_kernel(SampleArgs a) {
 
 }  // namespace
 
-void configure_sampling_kernels(const KernelPlan& plan) {
+void configure_sampling_kernels(const KernelPlan& plan, std::size_t shared_limit) {
   if (plan.shared_bytes == 0) return;
-  const int bytes = static_cast<int>(plan.shared_bytes);
+  const int bytes = static_cast<int>(shared_limit);
   NFCAL_CUDA_CHECK(cudaFuncSetAttribute(maf_sample_kernel<false>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   NFCAL_CUDA_CHECK(cudaFuncSetAttribute(maf_sample_kernel<true>,

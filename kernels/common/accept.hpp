@@ -25,16 +25,18 @@ NFCAL_HD float clipped_margin(float margin, float balance, float ceiling) {
 }
 
 /// The rejection test: true when log_u < clipped - ceiling. ceiling must be finite.
-NFCAL_HD bool accept(float log_u, float clipped, float ceiling) {
+NFCAL_HD bool accept(double log_u, double clipped, double ceiling) {
   return log_u < clipped - ceiling;
 }
 
 /// The rejection test of candidate `index`, its uniform keyed by (seed, index) in the
-/// accept stream, so the decision does not depend on how candidates are batched.
+/// accept stream, so the decision does not depend on how candidates are batched. The test
+/// runs in double: the device's logf and glibc's may differ in the last bit, which in float
+/// would flip a decision somewhere in every few million candidates.
 NFCAL_HD bool accept_candidate(std::uint64_t seed, std::uint64_t index, float clipped,
                                float ceiling) {
   const float u = rng::keyed_uniform(seed, index, rng::kStreamAccept);
-  return accept(logf(u), clipped, ceiling);
+  return accept(log(static_cast<double>(u)), clipped, ceiling);
 }
 
 /// A running log-sum-exp: log of sum exp(v) over the values folded in, kept as a maximum and
