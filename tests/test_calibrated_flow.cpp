@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -194,6 +195,46 @@ TEST(Evaluate, ATruthOfTheWrongLengthOrNotFiniteIsADataErrorNamingTheRow) {
   EXPECT_NE(message({-1.0, -kInf, -1.0, -1.0}).find("row 1"), std::string::npos);
 }
 
+TEST(Evaluate, AreaUnderCurveMatchesCountingPairs) {
+  // The reference: the share of (positive, negative) pairs ordered right, ties counted half.
+  auto by_pairs = [](const std::vector<float>& pos, const std::vector<float>& neg) {
+    double right = 0;
+    for (const float p : pos) {
+      for (const float n : neg) right += p > n ? 1.0 : p == n ? 0.5 : 0.0;
+    }
+    return right / static_cast<double>(pos.size() * neg.size());
+  };
+  std::mt19937_64 gen(44);
+  std::uniform_int_distribution<int> level(0, 6);  // few values, so ties are common
+  std::vector<float> pos(150), neg(230);
+  for (float& v : pos) v = 0.5f * static_cast<float>(level(gen)) + 0.5f;
+  for (float& v : neg) v = 0.5f * static_cast<float>(level(gen));
+
+  EXPECT_NEAR(area_under_curve(pos, neg), by_pairs(pos, neg), 1e-12);
+  EXPECT_DOUBLE_EQ(area_under_curve({2, 3}, {0, 1, 1.5f}), 1.0);
+  EXPECT_DOUBLE_EQ(area_under_curve({0, 1}, {2, 3}), 0.0);
+  EXPECT_DOUBLE_EQ(area_under_curve({1, 1, 1}, {1, 1}), 0.5);
+  EXPECT_THROW(area_under_curve({}, {1}), InvalidArgument);
+}
+
+TEST(Evaluate, AConstantMarginGivesChanceAucAndItsClosedFormLogLoss) {
+  // Every row scores c: AUC 1/2, and log-loss (log(1 + e^-c) + log(1 + e^c)) / 2 over the
+  // balanced test rows and flow samples.
+  const Maf flow = broad_gaussian_flow(2, 2.0);
+  const float c = 0.7f;
+  const auto constant = constant_classifier(2, c);
+  const CalibratedFlow model(flow, constant, 2.0,
+                             estimate_flow_log_z(flow, *constant, 2.0, 1000, 45));
+  EvaluateOptions options;
+  options.acceptance_samples = 0;
+
+  const Evaluation e = evaluate(AnyModel(model), uniform_rows(500, 2, 3.0f, 46), options);
+
+  EXPECT_DOUBLE_EQ(e.auc, 0.5);
+  const double cd = static_cast<double>(c);
+  EXPECT_NEAR(e.log_loss, 0.5 * (std::log1p(std::exp(-cd)) + std::log1p(std::exp(cd))), 1e-9);
+}
+
 TEST(CalibratedFlow, CeilingForAcceptanceSolvesZOverExpLEqualsTheRate) {
   std::mt19937_64 gen(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -241,6 +282,39 @@ TEST(CalibratedFlow, NaNMarginsFromAUserClassifierAreADataError) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("row 2"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(sample_calibrated(model, 1000), DataError);
+}
+
+// A classifier written against the interface directly, with no checks of its own.
+class NaNAboveOneClassifier : public Classifier {
+ public:
+  int num_features() const override { return 2; }
+  void margins(const float* x, std::size_t n, float* out) const override {
+    for (std::size_t i = 0; i < n; ++i) out[i] = x[2 * i] > 1.0f ? std::nanf("") : 0.5f;
+  }
+  using Classifier::margins;
+  std::string name() const override { return "nan-above-one"; }
+};
+
+TEST(CalibratedFlow, NaNMarginsFromAnyClassifierSubclassAreADataError) {
+  const CalibratedFlow model(broad_gaussian_flow(2, 1.0), std::make_shared<NaNAboveOneClassifier>(),
+                             1.0, LogZEstimate{});
+  Matrix<float> x(4, 2);
+  x(3, 0) = 2.0f;
+
+  for (const auto& call : {std::function<void()>([&] { model.log_prob(x); }),
+                           std::function<void()>([&] { model.margins(x); })}) {
+    try {
+      call();
+      FAIL() << "NaN margin accepted";
+    } catch (const DataError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("row 3"), std::string::npos) << what;
+      EXPECT_NE(what.find("nan-above-one"), std::string::npos) << what;
+    }
+  }
+  // One in six of the flow's samples exceeds 1 in its first column: sampling must not
+  // silently reject them.
   EXPECT_THROW(sample_calibrated(model, 1000), DataError);
 }
 
@@ -544,17 +618,19 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodAndEmptiesTheGapBetweenBlobs) {
   EXPECT_GT(gain, 3 * se + 2 * c.model.log_z_se()) << c.report.summary();
   EXPECT_TRUE(c.report.improved) << c.report.summary();
 
-  // Mass in the gap |x0| < 1.5: the data has almost none, the flow a bridge, the samples less.
+  // Mass in the gap |x0| < 1.5: the data has almost none, the flow a bridge, and the
+  // calibrated samples close most of the distance between the two.
   auto gap_share = [](const Matrix<float>& x) {
     std::size_t in = 0;
     for (std::size_t i = 0; i < x.rows(); ++i) in += std::abs(x(i, 0)) < 1.5f ? 1 : 0;
     return static_cast<double>(in) / static_cast<double>(x.rows());
   };
+  const double data_gap = gap_share(test);
   const double flow_gap = gap_share(c.flow.sample(20000, 16));
   const double calibrated_gap = gap_share(sample_calibrated(c.model, 20000, {/*seed=*/16}));
-  EXPECT_GT(flow_gap, 0.01) << "the under-trained flow should bridge the modes";
-  EXPECT_LT(calibrated_gap, 0.6 * flow_gap)
-      << "flow " << flow_gap << " calibrated " << calibrated_gap;
+  EXPECT_GT(flow_gap, data_gap + 0.01) << "the under-trained flow should bridge the modes";
+  EXPECT_LT(calibrated_gap - data_gap, 0.6 * (flow_gap - data_gap))
+      << "data " << data_gap << " flow " << flow_gap << " calibrated " << calibrated_gap;
 }
 
 TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
@@ -599,8 +675,37 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
   const double calibrated_off = off_arc_share(sample_calibrated(c.model, 20000, {/*seed=*/20}));
   EXPECT_LT(data_off, 0.02);
   EXPECT_GT(flow_off, 2 * data_off) << "the under-trained flow should smear the moons";
-  EXPECT_LT(calibrated_off, 0.5 * flow_off)
+  EXPECT_LT(calibrated_off - data_off, 0.5 * (flow_off - data_off))
       << "data " << data_off << " flow " << flow_off << " calibrated " << calibrated_off;
+}
+
+TEST(Calibrate, DataDrawnFromTheFlowItselfGetsAWarningAndCostsAlmostNothing) {
+  // P = Q: every split the trees find is noise, so the report must not claim a clear gain,
+  // and the calibrated model must score fresh rows about as well as the flow does.
+  const Maf flow = broad_gaussian_flow(2, 1.0);
+  CalibrationOptions options;
+  options.classifier.threads = 2;
+  options.log_z_samples = 50000;
+  options.seed = 21;
+  CalibrationReport report;
+
+  const CalibratedFlow model = calibrate(flow, flow.sample(4000, 22), options, &report);
+
+  const std::vector<std::string> warnings = report.warnings();
+  EXPECT_TRUE(std::any_of(warnings.begin(), warnings.end(), [](const std::string& w) {
+    return w.find("no gain") != std::string::npos ||
+           w.find("within two standard errors") != std::string::npos;
+  })) << report.summary();
+
+  const Matrix<float> test = flow.sample(50000, 23);
+  const std::vector<float> flow_lp = flow.log_prob(test);
+  const std::vector<float> cal_lp = model.log_prob(test);
+  double gain = 0;
+  for (std::size_t i = 0; i < test.rows(); ++i) gain += cal_lp[i] - flow_lp[i];
+  gain /= static_cast<double>(test.rows());
+  // The loss is E_P[min(m, L)] - log Z_L <= 0, a small multiple of the margins' variance.
+  EXPECT_GT(gain, -0.01) << report.summary();
+  EXPECT_LE(gain, 5 * model.log_z_se()) << report.summary();
 }
 
 TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainFewHeldOutRowsAndUnaffordableSampling) {

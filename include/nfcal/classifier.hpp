@@ -27,7 +27,8 @@ class Classifier {
 
   /// Raw margins of n rows x (n, num_features()) into out (n), class balance removed:
   /// log Q(x) / P(x) as far as the classifier has learned it. Throws DataError when the
-  /// classifier returns a NaN (naming the row), or the implementation's own error.
+  /// classifier returns a NaN (naming the row), or the implementation's own error; a
+  /// CalibratedFlow checks for NaN itself, so an implementation that does not is still safe.
   virtual void margins(const float* x, std::size_t n, float* out) const = 0;
 
   /// A short description for reports, e.g. "xgboost (312 trees)".

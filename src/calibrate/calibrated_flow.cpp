@@ -137,10 +137,14 @@ void CalibratedFlow::margins(const float* x, std::size_t n, float* out, const fl
   if (n == 0) return;
   if (input_ == ClassifierInput::kData) {
     classifier_->margins(x, n, out);  // the rows themselves, without a copy
-    return;
+  } else {
+    const Matrix<float> rows = classifier_rows(x, n, u);
+    classifier_->margins(rows.data(), n, out);
   }
-  const Matrix<float> rows = classifier_rows(x, n, u);
-  classifier_->margins(rows.data(), n, out);
+
+  // Any Classifier may be user code: a NaN would be rejected by every accept test and
+  // poison log Z, so it is an error here, whatever class produced it.
+  check_margins(out, n, "classifier '" + classifier_->name() + "'");
 }
 
 std::vector<float> CalibratedFlow::margins(const Matrix<float>& x) const {
@@ -157,7 +161,7 @@ void CalibratedFlow::log_prob(const float* x, std::size_t n, float* out) const {
   std::vector<float> m(n);
   if (input_ == ClassifierInput::kData) {
     flow_.log_prob(x, n, out);
-    classifier_->margins(x, n, m.data());
+    margins(x, n, m.data());
   } else {
     std::vector<float> u(n * static_cast<std::size_t>(dim()));
     flow_.log_prob(x, n, out, u.data());

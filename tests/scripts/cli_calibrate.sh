@@ -53,6 +53,38 @@ mentions none.out "approximate"
   --target-acceptance 0.4 --log-z-samples 5000 "${quick[@]}" >target.out
 mentions target.out "predicted acceptance 0.4000"
 
+# The classifier's knobs: more flow rows per data row, another learning rate, a seed and the
+# CPU named. The same seed gives the same model file; another seed another one.
+tuned=(--trees 30 --learning-rate 0.2 --flow-ratio 2 --device cpu --log-z-samples 5000)
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out tuned.nfcal "${tuned[@]}" \
+  --seed 7 --json tuned.json "${quick[@]}" >/dev/null
+mentions tuned.json '"train_flow_rows": 2400'
+mentions tuned.json '"heldout_flow_rows": 600'
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out tuned_again.nfcal "${tuned[@]}" \
+  --seed 7 "${quick[@]}" >/dev/null
+"$nfcal" calibrate --flow flow.nfcal --data train.csv --out tuned_other.nfcal "${tuned[@]}" \
+  --seed 8 "${quick[@]}" >/dev/null
+cmp -s tuned.nfcal tuned_again.nfcal || fail "the same --seed gave different model files"
+cmp -s tuned.nfcal tuned_other.nfcal && fail "--seed 7 and --seed 8 gave the same model file"
+grep -qaF '"learning_rate":0.2' tuned.nfcal ||
+  fail "the model's metadata does not record --learning-rate 0.2"
+
+# A damaged calibrated bundle is refused by every command that reads it, naming the file.
+cp tuned.nfcal damaged.nfcal
+size="$(wc -c <damaged.nfcal)"
+printf '\x00\x00\x00\x00' | dd of=damaged.nfcal bs=1 seek=$((size - 64)) conv=notrunc \
+  status=none
+for command in "sample --model damaged.nfcal --count 5 --out d.npy" \
+  "score --model damaged.nfcal --data train.csv --out d.npy" \
+  "evaluate --model damaged.nfcal --data train.csv"; do
+  # shellcheck disable=SC2086
+  if "$nfcal" $command "${quick[@]}" >/dev/null 2>damaged.err; then
+    fail "nfcal $command accepted a damaged bundle"
+  fi
+  mentions damaged.err "damaged.nfcal"
+done
+[[ ! -e d.npy ]] || fail "a damaged bundle still produced d.npy"
+
 # --validation: given rows choose the trees and the ceiling; every --data row trains. It
 # excludes --validation-fraction, and rows of another width are refused by name.
 head -n 1201 train.csv >first.csv
