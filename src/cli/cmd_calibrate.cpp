@@ -175,6 +175,7 @@ void add_calibrate_command(CLI::App& app) {
   CLI::Option* ceiling = command
                              ->add_option("--ceiling", options->ceiling,
                                           "margin ceiling L in nats, auto (best held-out), or none")
+                             ->check(kCeiling)
                              ->capture_default_str();
   command
       ->add_option("--target-acceptance", options->target_acceptance,

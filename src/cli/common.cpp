@@ -70,6 +70,16 @@ const CLI::Validator kPositive =
     number_check([](double v) { return v > 0; }, "must be positive", "POSITIVE");
 const CLI::Validator kNonNegative =
     number_check([](double v) { return v >= 0; }, "must not be negative", "NONNEGATIVE");
+const CLI::Validator kCeiling = CLI::Validator(
+    [](std::string& text) {
+      try {
+        CeilingChoice::parse(text);
+      } catch (const Error& e) {
+        return std::string(e.what());
+      }
+      return std::string();
+    },
+    "L|auto|none");
 
 void add_classifier_input_options(CLI::App* command, CalibrationOptions* options) {
   ClassifierInput* input = &options->classifier_input;

@@ -26,6 +26,8 @@ namespace nfcal::cli {
 /// up to the largest double.
 extern const CLI::Validator kPositive;
 extern const CLI::Validator kNonNegative;
+/// A ceiling as CeilingChoice::parse reads it: a number of nats, auto or none.
+extern const CLI::Validator kCeiling;
 
 /// Adds --classifier-input (data or data+latent) and --no-refit to `command`.
 void add_classifier_input_options(CLI::App* command, CalibrationOptions* options);

@@ -335,6 +335,7 @@ void add_run_options(CLI::App* command, RunOptions* o, bool with_files) {
   CLI::Option* ceiling = command
                              ->add_option("--ceiling", o->ceiling,
                                           "margin ceiling L in nats, auto (best held-out), or none")
+                             ->check(kCeiling)
                              ->capture_default_str();
   command
       ->add_option("--target-acceptance", o->target_acceptance,

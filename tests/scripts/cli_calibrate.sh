@@ -145,6 +145,13 @@ status=$?
 set -e
 [[ "$status" == 2 ]] || fail "--ceiling with --target-acceptance: status $status, expected 2"
 [[ ! -e both.nfcal ]] || fail "a usage error left both.nfcal behind"
+set +e
+"$nfcal" calibrate --flow missing.nfcal --data train.csv --out word.nfcal --ceiling high \
+  "${quick[@]}" >/dev/null 2>word.err
+status=$?
+set -e
+[[ "$status" == 2 ]] || fail "--ceiling high: status $status, expected a usage error (2)"
+mentions word.err "--ceiling"
 
 # evaluate: a table on stdout, and JSON with exactly the documented keys.
 "$nfcal" evaluate --model model.nfcal --data train.csv --acceptance-samples 2000 \
