@@ -679,9 +679,9 @@ TEST(Calibrate, XGBoostRaisesHeldOutLikelihoodOnTwoMoons) {
       << "data " << data_off << " flow " << flow_off << " calibrated " << calibrated_off;
 }
 
-TEST(Calibrate, DataDrawnFromTheFlowItselfGetsAWarningAndCostsAlmostNothing) {
-  // P = Q: every split the trees find is noise, so the report must not claim a clear gain,
-  // and the calibrated model must score fresh rows about as well as the flow does.
+TEST(Calibrate, DataDrawnFromTheFlowItselfLeavesTheFlowUnchangedAndSaysSo) {
+  // P = Q: every split the trees find is noise, so auto finds no held-out gain and keeps the
+  // flow: a ceiling below every margin, log Z equal to it, and every candidate accepted.
   const Maf flow = broad_gaussian_flow(2, 1.0);
   CalibrationOptions options;
   options.classifier.threads = 2;
@@ -691,21 +691,30 @@ TEST(Calibrate, DataDrawnFromTheFlowItselfGetsAWarningAndCostsAlmostNothing) {
 
   const CalibratedFlow model = calibrate(flow, flow.sample(4000, 22), options, &report);
 
-  const std::vector<std::string> warnings = report.warnings();
-  EXPECT_TRUE(std::any_of(warnings.begin(), warnings.end(), [](const std::string& w) {
-    return w.find("no gain") != std::string::npos ||
-           w.find("within two standard errors") != std::string::npos;
-  })) << report.summary();
+  EXPECT_FALSE(report.improved) << report.summary();
+  ASSERT_TRUE(report.flow_unchanged) << report.summary();
+  EXPECT_NE(report.summary().find("scores and samples as the flow does"), std::string::npos)
+      << report.summary();
+  EXPECT_NE(report.to_json().find("\"flow_unchanged\": true"), std::string::npos);
+  EXPECT_NE(model.metadata_json().find("\"flow_unchanged\":true"), std::string::npos);
+  EXPECT_DOUBLE_EQ(report.heldout_calibrated_log_likelihood, report.heldout_flow_log_likelihood);
 
-  const Matrix<float> test = flow.sample(50000, 23);
+  const Matrix<float> test = flow.sample(20000, 23);
+  const std::vector<float> margins = model.margins(test);
+  EXPECT_GE(*std::min_element(margins.begin(), margins.end()), model.ceiling());
+  EXPECT_NEAR(model.log_z(), model.ceiling(), 1e-12);
+  EXPECT_DOUBLE_EQ(model.acceptance_predicted(), 1.0);
   const std::vector<float> flow_lp = flow.log_prob(test);
   const std::vector<float> cal_lp = model.log_prob(test);
-  double gain = 0;
-  for (std::size_t i = 0; i < test.rows(); ++i) gain += cal_lp[i] - flow_lp[i];
-  gain /= static_cast<double>(test.rows());
-  // The loss is E_P[min(m, L)] - log Z_L <= 0, a small multiple of the margins' variance.
-  EXPECT_GT(gain, -0.01) << report.summary();
-  EXPECT_LE(gain, 5 * model.log_z_se()) << report.summary();
+  for (std::size_t i = 0; i < test.rows(); ++i) ASSERT_NEAR(cal_lp[i], flow_lp[i], 1e-5) << i;
+  EXPECT_EQ(sample_calibrated(model, 3000, {/*seed=*/24}).values(), flow.sample(3000, 24).values());
+
+  // A ceiling the user fixed is kept as given, with the warning alone.
+  CalibrationReport fixed;
+  options.ceiling = CeilingChoice::fixed(1.0);
+  calibrate(flow, flow.sample(4000, 22), options, &fixed);
+  EXPECT_FALSE(fixed.flow_unchanged);
+  EXPECT_DOUBLE_EQ(fixed.ceiling, 1.0);
 }
 
 TEST(CalibrationReport, WarnsOfNoGainAnUnclearGainFewHeldOutRowsAndUnaffordableSampling) {

@@ -86,6 +86,33 @@ TEST(XGBoostClassifier, ParallelTreesAverageSeveralTreesPerRound) {
   EXPECT_NE(trees[1]["split_conditions"], trees[2]["split_conditions"]);
 }
 
+TEST(XGBoostClassifier, MarginLowerBoundIsBelowEveryMarginAndTightForAStump) {
+  const Matrix<float> data = gaussian_rows(3000, 2, 1.0f, 6);
+  const Matrix<float> flow = gaussian_rows(6000, 2, 0.0f, 7);  // a balance of log(1/2)
+  // Probe rows far beyond the training rows too, where every split falls one way.
+  Matrix<float> probe = gaussian_rows(20000, 2, 0.0f, 8);
+  for (std::size_t i = 0; i < probe.size(); ++i) probe.data()[i] *= 4.0f;
+  auto smallest = [&](const XGBoostClassifier& clf) {
+    const std::vector<float> m = clf.margins(probe);
+    return static_cast<double>(*std::min_element(m.begin(), m.end()));
+  };
+
+  // One stump: two leaves, and the probe reaches both, so the bound is the smaller margin.
+  XGBoostParams stump = small_params();
+  stump.trees = 1;
+  stump.max_depth = 1;
+  stump.early_stopping_rounds = 0;
+  const XGBoostClassifier one = XGBoostClassifier::train(data, flow, stump);
+  EXPECT_LE(one.margin_lower_bound(), smallest(one));
+  EXPECT_NEAR(one.margin_lower_bound(), smallest(one), 1e-3);
+
+  // Many deeper trees: a bound below every margin, if no longer reached.
+  const XGBoostClassifier many = XGBoostClassifier::train(data, flow, small_params());
+  ASSERT_GT(many.num_trees(), 5);
+  EXPECT_LE(many.margin_lower_bound(), smallest(many));
+  EXPECT_GT(many.margin_lower_bound(), smallest(many) - 20.0);
+}
+
 TEST(XGBoostClassifier, ClassBalanceIsRemovedFromMargins) {
   // Same distribution, three flow rows per data row: the raw margin is about log(1/3).
   const Matrix<float> data = gaussian_rows(1000, 2, 0.0f, 3);

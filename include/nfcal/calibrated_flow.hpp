@@ -110,6 +110,7 @@ struct CalibrationReport {
   double heldout_gain = 0;                               // calibrated minus flow, nats per row
   double heldout_gain_se = 0;                            // its standard error
   bool improved = false;                                 // heldout_gain > 0
+  bool flow_unchanged = false;  // auto without a gain: L below every margin, the model = flow
   LogZEstimate log_z;
   double acceptance_predicted = 0;
   bool exact_sampling = true;

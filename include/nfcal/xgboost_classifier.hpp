@@ -133,6 +133,10 @@ class XGBoostClassifier : public Classifier {
 
   /// Boosting rounds in the model.
   int num_trees() const;
+  /// A bound below every margin the model can return: the sum over its trees of each tree's
+  /// smallest leaf, with the class balance removed as margins() removes it. A ceiling at or
+  /// below it clips every margin to the ceiling itself, which leaves the flow unchanged.
+  double margin_lower_bound() const;
   /// log(n1 / n0) of the rows it was trained on; subtracted by margins().
   double balance() const { return balance_; }
   /// The model as UBJSON bytes ("ubj") or JSON text ("json").

@@ -251,10 +251,17 @@ std::string CalibrationReport::summary() const {
                 classifier.stopped_early ? ", stopped early" : "",
                 classifier.refit ? ", refit on all rows" : "", seconds_classifier);
   out << line;
-  std::snprintf(line, sizeof(line),
-                "held-out log-likelihood: flow %.4f, calibrated %.4f, gain %+.4f +- %.4f nats\n",
-                heldout_flow_log_likelihood, heldout_calibrated_log_likelihood, heldout_gain,
-                heldout_gain_se);
+  if (flow_unchanged) {
+    std::snprintf(line, sizeof(line),
+                  "held-out log-likelihood: flow %.4f; the classifier's best gain %+.4f +- %.4f "
+                  "nats, so the model keeps the flow's density\n",
+                  heldout_flow_log_likelihood, heldout_gain, heldout_gain_se);
+  } else {
+    std::snprintf(line, sizeof(line),
+                  "held-out log-likelihood: flow %.4f, calibrated %.4f, gain %+.4f +- %.4f nats\n",
+                  heldout_flow_log_likelihood, heldout_calibrated_log_likelihood, heldout_gain,
+                  heldout_gain_se);
+  }
   out << line;
   std::snprintf(line, sizeof(line),
                 "ceiling %s, log Z %.4f +- %.4f, ESS %.0f of %zu, predicted acceptance %.4f\n",
@@ -295,6 +302,7 @@ std::string CalibrationReport::to_json() const {
       {"heldout_gain", finite_or_null(heldout_gain)},
       {"heldout_gain_se", finite_or_null(heldout_gain_se)},
       {"improved", improved},
+      {"flow_unchanged", flow_unchanged},
       {"log_z", finite_or_null(log_z.log_z)},
       {"log_z_se", finite_or_null(log_z.se)},
       {"ess", finite_or_null(log_z.ess)},
@@ -312,7 +320,14 @@ std::string CalibrationReport::to_json() const {
 std::vector<std::string> CalibrationReport::warnings() const {
   std::vector<std::string> out;
   char line[256];
-  if (!improved) {
+  if (flow_unchanged) {
+    std::snprintf(line, sizeof(line),
+                  "calibration brought no gain on held-out rows (%.4f +- %.4f nats per row); "
+                  "the ceiling lies below every margin, so the model scores and samples as "
+                  "the flow does",
+                  heldout_gain, heldout_gain_se);
+    out.emplace_back(line);
+  } else if (!improved) {
     std::snprintf(line, sizeof(line),
                   "calibration brought no gain on held-out rows (%.4f +- %.4f nats per row); "
                   "the flow alone scores at least as well",
@@ -425,18 +440,26 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
                     .first;
       break;
   }
-  r.log_z = estimate_log_z(z_margins.data(), z_margins.size(), ceiling);
-  const double bound = std::isfinite(ceiling) ? ceiling : r.log_z.max_margin + options.bound_slack;
-  r.seconds_log_z = seconds_since(t);
-
   // Held-out report: the flow's own log-likelihood and what calibration adds to it.
-  r.ceiling = ceiling;
   r.heldout_flow_log_likelihood =
       mean_of(flow.log_prob(leading_columns(r.classifier.heldout_data, flow.dim())));
   r.heldout_gain = heldout_gain(data_m, flow_m, ceiling);
   r.heldout_gain_se = heldout_gain_se(data_m, flow_m, ceiling);
-  r.heldout_calibrated_log_likelihood = r.heldout_flow_log_likelihood + r.heldout_gain;
   r.improved = r.heldout_gain > 0;
+  r.heldout_calibrated_log_likelihood = r.heldout_flow_log_likelihood + r.heldout_gain;
+
+  // A classifier that found nothing on held-out rows would only cost likelihood: auto keeps
+  // the flow instead, with a ceiling below every margin the trees can give, so min(m, L) = L
+  // everywhere, log Z = L and every candidate is accepted.
+  if (options.ceiling.mode == CeilingChoice::Mode::kAuto && !r.improved) {
+    ceiling = classifier->margin_lower_bound();
+    r.flow_unchanged = true;
+    r.heldout_calibrated_log_likelihood = r.heldout_flow_log_likelihood;
+  }
+  r.log_z = estimate_log_z(z_margins.data(), z_margins.size(), ceiling);
+  const double bound = std::isfinite(ceiling) ? ceiling : r.log_z.max_margin + options.bound_slack;
+  r.seconds_log_z = seconds_since(t);
+  r.ceiling = ceiling;
   r.exact_sampling = std::isfinite(ceiling);
   r.acceptance_predicted = std::min(1.0, std::exp(r.log_z.log_z - bound));
 
@@ -455,6 +478,7 @@ CalibratedFlow calibrate(const Maf& flow, const Matrix<float>& data,
   meta["trees_trained"] = r.classifier.trees_trained;
   meta["trees_kept"] = r.classifier.trees_kept;
   meta["heldout_gain"] = r.heldout_gain;
+  meta["flow_unchanged"] = r.flow_unchanged;
   meta["heldout_gain_se"] = r.heldout_gain_se;
   meta["heldout_flow_log_likelihood"] = r.heldout_flow_log_likelihood;
   meta["nfcal_version"] = kVersion;

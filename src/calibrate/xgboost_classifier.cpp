@@ -3,10 +3,12 @@
 // carries XGBoost's own message (XGBGetLastError is per thread, so it is read at once).
 #include "nfcal/xgboost_classifier.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -500,6 +502,46 @@ int XGBoostClassifier::num_trees() const {
   int rounds = 0;
   check_xgb(XGBoosterBoostedRounds(booster_->handle, &rounds), "XGBoosterBoostedRounds");
   return rounds;
+}
+
+double XGBoostClassifier::margin_lower_bound() const {
+  // The model's own JSON: a leaf is a node without children, and its value is kept where an
+  // inner node keeps its split condition.
+  const nlohmann::json model = nlohmann::json::parse(to_bytes("json"), nullptr, false);
+  const nlohmann::json* booster = nullptr;
+  if (!model.is_discarded()) {
+    const nlohmann::json& gradient_booster = model["learner"]["gradient_booster"];
+    booster = gradient_booster.contains("gbtree") ? &gradient_booster["gbtree"]["model"]
+                                                  : &gradient_booster["model"];
+  }
+  if (booster == nullptr || !(*booster)["trees"].is_array()) {
+    throw XGBoostError("XGBoost's model JSON has no trees where nfcal reads them");
+  }
+
+  double bound = 0;
+  for (const nlohmann::json& tree : (*booster)["trees"]) {
+    const auto& children = tree.at("left_children");
+    const auto& values = tree.at("split_conditions");
+    double smallest = std::numeric_limits<double>::infinity();
+    for (std::size_t node = 0; node < children.size(); ++node) {
+      if (children[node].get<int>() == -1)
+        smallest = std::min(smallest, values[node].get<double>());
+    }
+    bound += smallest;
+  }
+  // The booster starts at base_score, a probability under binary:logistic (written as "5E-1"
+  // or "[5E-1]"); its margin is added to every row, the balance taken off. The slack covers
+  // the float sums of XGBoost's prediction.
+  std::string base = model["learner"]["learner_model_param"].value("base_score", "");
+  base.erase(std::remove_if(base.begin(), base.end(), [](char c) { return c == '[' || c == ']'; }),
+             base.end());
+  char* end = nullptr;
+  const double prior = std::strtod(base.c_str(), &end);
+  if (base.empty() || *end != '\0' || !(prior > 0 && prior < 1)) {
+    throw XGBoostError("XGBoost's model JSON has a base_score nfcal cannot read: '" + base + "'");
+  }
+  bound += std::log(prior / (1 - prior)) - balance_;
+  return bound - 1e-4 * (1.0 + std::abs(bound));
 }
 
 // --- Model bytes -----------------------------------------------------------------------------
