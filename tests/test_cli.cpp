@@ -75,7 +75,7 @@ TEST_F(CliTest, EveryCommandHasHelp) {
   const Outcome top = nfcal("--help");
   EXPECT_EQ(top.status, 0);
   for (const std::string command :
-       {"fit", "calibrate", "evaluate", "sample", "score", "run", "demo", "datasets"}) {
+       {"fit", "calibrate", "evaluate", "sample", "score", "run", "demo", "datasets", "info"}) {
     EXPECT_NE(top.out.find(command), std::string::npos) << command;
     const Outcome help = nfcal(command + " --help");
     EXPECT_EQ(help.status, 0) << command;

@@ -14,5 +14,6 @@ void add_evaluate_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_datasets_command(CLI::App& app);
+void add_info_command(CLI::App& app);
 
 }  // namespace nfcal::cli

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   nfcal::cli::add_run_command(app);
   nfcal::cli::add_demo_command(app);
   nfcal::cli::add_datasets_command(app);
+  nfcal::cli::add_info_command(app);
 
   // Commands run inside parse() through their callbacks; every failure ends up here.
   nfcal::cli::record_invocation(argc, argv);

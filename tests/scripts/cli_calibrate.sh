@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The calibration commands through the real nfcal binary: fit, calibrate (every ceiling mode,
 # and its report as JSON), evaluate (table and JSON with exactly the documented keys, and the
-# share of the gap closed against a known truth), and sample and score on the calibrated
-# bundle, with equal seeds giving equal files.
+# share of the gap closed against a known truth), info, and sample and score on the
+# calibrated bundle, with equal seeds giving equal files.
 # Usage: cli_calibrate.sh SOURCE BINARY NFCAL
 set -euo pipefail
 
@@ -84,6 +84,23 @@ for command in "sample --model damaged.nfcal --count 5 --out d.npy" \
   mentions damaged.err "damaged.nfcal"
 done
 [[ ! -e d.npy ]] || fail "a damaged bundle still produced d.npy"
+
+# info: the parts of a bundle and its metadata, as text and as JSON; a damaged file fails.
+"$nfcal" info --model tuned.nfcal "${quick[@]}" >info.out
+mentions info.out "calibrated model"
+mentions info.out "flow: 2 dimensions, 2 MADE layers"
+mentions info.out "classifier: xgboost"
+mentions info.out "exact sampling"
+mentions info.out "data_rows: 1500"
+mentions info.out "classifier_params.learning_rate: 0.2"
+"$nfcal" info --model flow.nfcal --json - "${quick[@]}" >info.json 2>/dev/null
+[[ "$(head -c 1 info.json)" == "{" ]] || fail "info --json - wrote more than JSON"
+mentions info.json '"kind": "flow"'
+grep -qF '"tensors"' info.json && fail "info --json printed the tensor table"
+if "$nfcal" info --model damaged.nfcal "${quick[@]}" >/dev/null 2>damaged.err; then
+  fail "nfcal info accepted a damaged bundle"
+fi
+mentions damaged.err "damaged.nfcal"
 
 # --validation: given rows choose the trees and the ceiling; every --data row trains. It
 # excludes --validation-fraction, and rows of another width are refused by name.
