@@ -12,6 +12,7 @@ names, and writes PNG files into the same folder:
   more columns marginals.png  histograms of every column (at most 8) for the three sets;
                pairs.png      scatter plots of a few pairs of columns.
   images       samples.png  a grid of test images, flow samples and calibrated samples.
+  one set      the file the spec names: the rows of one sample alone (kind "sample").
 
 Prints one "wrote NAME" line per picture. Each file is written to a temporary name and
 renamed, so a failed run leaves no partial picture. Exits 1 with a message on failure.
@@ -179,6 +180,46 @@ def plot_images(folder, spec):
     save(figure, folder, "samples.png")
 
 
+def plot_sample(folder, spec):
+    """One set of rows alone: a histogram per column on the diagonal and scatter plots of
+    pairs below it, for the first few columns (the picture `nfcal sample --plot` asks for)."""
+    rows = load(folder, spec["samples"])
+    rows = rows.reshape(len(rows), -1)
+    dims = min(rows.shape[1], 4)
+    scatter = rows[:MAX_SCATTER]
+    colour = COLOURS.get(spec.get("set", "calibrated"), COLOURS["calibrated"])
+    size = 2.6 if dims > 1 else 4.0
+    figure, axes = plt.subplots(dims, dims, figsize=(size * dims, size * dims), squeeze=False)
+    limits = []
+    for j in range(dims):
+        low, high = np.percentile(rows[:, j], [0.5, 99.5])
+        span = max(high - low, 1e-6)
+        limits.append((low - 0.05 * span, high + 0.05 * span))
+    for a in range(dims):
+        for b in range(dims):
+            axis = axes[a][b]
+            if b > a:
+                axis.axis("off")
+            elif a == b:
+                axis.hist(rows[:, a], bins=np.linspace(*limits[a], 60), density=True,
+                          color=colour, alpha=0.8)
+                axis.set_xlim(*limits[a])
+                axis.set_yticks([])
+            else:
+                axis.scatter(scatter[:, b], scatter[:, a], s=2, alpha=0.4, color=colour,
+                             linewidths=0)
+                axis.set_xlim(*limits[b])
+                axis.set_ylim(*limits[a])
+            if a == dims - 1:
+                axis.set_xlabel(column_name(spec, b))
+            if b == 0 and a > 0:
+                axis.set_ylabel(column_name(spec, a))
+    shown = "" if rows.shape[1] <= dims else ", first %d of %d columns" % (dims, rows.shape[1])
+    figure.suptitle("%s: %d samples%s" % (spec.get("title", ""), len(rows), shown), y=1.01)
+    figure.tight_layout()
+    save(figure, folder, spec.get("out", "samples.png"))
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write("usage: plot_report.py RUN_FOLDER\n")
@@ -193,6 +234,8 @@ def main(argv):
             plot_samples_2d(folder, spec)
         elif kind == "image":
             plot_images(folder, spec)
+        elif kind == "sample":
+            plot_sample(folder, spec)
         else:
             plot_marginals(folder, spec)
             if spec["dim"] >= 2:

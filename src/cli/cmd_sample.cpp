@@ -1,10 +1,16 @@
-// nfcal sample: draw rows from a saved flow or calibrated model, on the CPU or a GPU.
+// nfcal sample: draw rows from a saved flow or calibrated model, on the CPU or a GPU, and on
+// request a picture of them.
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/error.hpp"
@@ -14,6 +20,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/progress.hpp"
+#include "report/report.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -24,13 +31,75 @@ struct SampleOptions {
   std::string out;
   long long count = 0;
   std::size_t max_candidates = 0;  // 0: the sampler's default
+  std::string plot;                // "" none, else a .png file
 };
+
+// A scratch folder beside `path`, so the finished picture moves into place by a rename on
+// the same file system; removed with everything in it when this goes out of scope.
+class ScratchFolder {
+ public:
+  explicit ScratchFolder(const std::string& path) {
+    const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
+    std::string pattern = (parent / ".nfcal-plot-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw FileError("cannot create a scratch folder in '" + parent.string() + "' for " + path);
+    }
+    folder_ = pattern;
+  }
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+  ~ScratchFolder() {
+    std::error_code ignored;
+    std::filesystem::remove_all(folder_, ignored);
+  }
+  std::string file(const std::string& name) const { return folder_ + "/" + name; }
+
+ private:
+  std::string folder_;
+};
+
+// Draws the samples with the plotting script: a histogram per column, and scatter plots of
+// pairs of the first columns. Throws Error with the script's reason when there is no picture.
+void draw_samples(const Matrix<float>& samples, const std::string& png, const std::string& title,
+                  const std::string& kind) {
+  const std::string script = report::find_plot_script(executable_folder());
+  if (script.empty()) {
+    throw Error(
+        "--plot: the plotting script nfcal_plot_report.py is not beside the nfcal "
+        "executable (set NFCAL_PLOT_SCRIPT to scripts/plot_report.py)");
+  }
+  std::string why;
+  const std::string python = report::find_python(&why);
+  if (python.empty()) throw Error("--plot: " + why);
+
+  const ScratchFolder scratch(png);
+  write_table(scratch.file("samples.npy"), samples);
+  const nlohmann::json spec = {{"kind", "sample"},
+                               {"set", kind},
+                               {"samples", "samples.npy"},
+                               {"title", title},
+                               {"out", "samples.png"}};
+  write_file_atomically(scratch.file("plot_spec.json"), spec.dump(2) + "\n");
+  const report::PlotOutcome outcome = report::make_plots(python, script, scratch.file(""));
+  if (!outcome.made) {
+    throw Error("--plot: " + (outcome.reason.empty() ? "the script drew nothing" : outcome.reason));
+  }
+  std::error_code error;
+  std::filesystem::rename(scratch.file("samples.png"), png, error);
+  if (error) throw FileError("cannot write '" + png + "': " + error.message());
+}
 
 void run_sample(const SampleOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
   if (options.count < 1) throw InvalidArgument("--count must be at least 1");
   check_table_extension(options.out, "--out");
   check_output_path(options.out);
+  if (!options.plot.empty()) {
+    if (std::filesystem::path(options.plot).extension() != ".png") {
+      throw InvalidArgument("--plot: '" + options.plot + "' should end in .png");
+    }
+    check_output_path(options.plot);
+  }
   const AnyModel model = load_model(options.model, runtime.threads);
   const Maf& flow = model.flow();
 
@@ -64,6 +133,12 @@ void run_sample(const SampleOptions& options) {
   write_table(options.out, samples);
   std::printf("wrote %zu samples of dimension %d to %s\n", samples.rows(), flow.dim(),
               options.out.c_str());
+
+  if (!options.plot.empty()) {
+    draw_samples(samples, options.plot, options.model + ", " + model.kind() + " model",
+                 model.kind());
+    std::printf("wrote %s\n", options.plot.c_str());
+  }
 }
 
 }  // namespace
@@ -81,6 +156,9 @@ void add_sample_command(CLI::App& app) {
       ->add_option("--max-candidates", options->max_candidates,
                    "calibrated models: candidates drawn before giving up (0: max(1e6, 1000 count))")
       ->capture_default_str();
+  command->add_option("--plot", options->plot,
+                      "also draw the samples into this .png: a histogram per column and "
+                      "scatter plots of pairs of the first columns");
   add_common_options(command, &options->common);
   command->callback([options] { run_sample(*options); });
 }

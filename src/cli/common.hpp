@@ -81,6 +81,9 @@ EpochCallback epoch_logger();
 /// A number in a short, stable text form for logs and summaries ("%.6g").
 std::string format_number(double value);
 
+/// The folder holding the running executable, where the plotting script is installed.
+std::string executable_folder();
+
 /// Logs the calibration's warnings (CalibrationReport::warnings), and the held-out gain of
 /// each ceiling the auto mode tried at debug level.
 void warn_about(const CalibrationReport& report);

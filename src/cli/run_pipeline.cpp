@@ -2,8 +2,6 @@
 // and logged; training shows a progress bar on a terminal and one log line per epoch otherwise.
 #include "cli/run_pipeline.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -50,16 +48,6 @@ constexpr std::uint64_t kExactRatioSeedOffset = 303;   // log Z of the exact-rat
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The folder holding the running executable, where the plotting script is installed.
-std::string executable_folder() {
-  std::string path(4096, '\0');
-  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
-  if (n <= 0) return ".";
-  path.resize(static_cast<std::size_t>(n));
-  const std::size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
 std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }

@@ -220,6 +220,25 @@ mentions short.err "short.csv: 10 values for 1500 test rows"
 "$nfcal" sample --model model.nfcal --count 700 --out s2.npy --seed 4 "${quick[@]}" >/dev/null
 cmp -s s1.npy s2.npy || fail "equal seeds gave different calibrated samples"
 "$nfcal" sample --model model.nfcal --count 5 --out s3.csv --seed 4 "${quick[@]}" >/dev/null
+
+# sample --plot: a PNG beside the rows, no scratch folder left behind; a picture that cannot be
+# drawn is an error that names the option, after the rows are written.
+"$nfcal" sample --model model.nfcal --count 500 --out s4.npy --plot s4.png "${quick[@]}" \
+  >plot.out
+mentions plot.out "wrote s4.png"
+[[ "$(head -c 4 s4.png | tail -c 3)" == "PNG" ]] || fail "s4.png is not a PNG"
+compgen -G ".nfcal-plot-*" >/dev/null && fail "sample --plot left a scratch folder behind"
+if "$nfcal" sample --model model.nfcal --count 5 --out s5.npy --plot s5.jpg "${quick[@]}" \
+  >/dev/null 2>jpg.err; then
+  fail "sample --plot s5.jpg was accepted"
+fi
+mentions jpg.err "should end in .png"
+if NFCAL_PLOT_SCRIPT="$PWD/no_such_script.py" "$nfcal" sample --model model.nfcal --count 5 \
+  --out s6.npy --plot s6.png "${quick[@]}" >/dev/null 2>noscript.err; then
+  fail "sample --plot without a plotting script succeeded"
+fi
+mentions noscript.err "--plot"
+[[ -e s6.npy && ! -e s6.png ]] || fail "a failed --plot should keep the rows and leave no picture"
 [[ "$(wc -l <s3.csv)" -ge 5 ]] || fail "sample wrote too few rows: $(cat s3.csv)"
 "$nfcal" score --model model.nfcal --data train.csv --out scores.npy "${quick[@]}" >score.out
 score_ll="$(grep -o 'mean_log_likelihood=[-0-9.e]*' score.out | cut -d= -f2)"
