@@ -506,33 +506,33 @@ int XGBoostClassifier::num_trees() const {
 
 double XGBoostClassifier::margin_lower_bound() const {
   // The model's own JSON: a leaf is a node without children, and its value is kept where an
-  // inner node keeps its split condition.
-  const nlohmann::json model = nlohmann::json::parse(to_bytes("json"), nullptr, false);
-  const nlohmann::json* booster = nullptr;
-  if (!model.is_discarded()) {
-    const nlohmann::json& gradient_booster = model["learner"]["gradient_booster"];
-    booster = gradient_booster.contains("gbtree") ? &gradient_booster["gbtree"]["model"]
-                                                  : &gradient_booster["model"];
-  }
-  if (booster == nullptr || !(*booster)["trees"].is_array()) {
-    throw XGBoostError("XGBoost's model JSON has no trees where nfcal reads them");
+  // inner node keeps its split condition. The booster starts at base_score, a probability
+  // under binary:logistic (written as "5E-1" or "[5E-1]"), whose margin every row gets.
+  double bound = 0;
+  std::string base;
+  try {
+    const nlohmann::json model = nlohmann::json::parse(to_bytes("json"));
+    const nlohmann::json& learner = model.at("learner");
+    const nlohmann::json& booster = learner.at("gradient_booster");
+    const nlohmann::json& trees =
+        (booster.contains("gbtree") ? booster.at("gbtree") : booster).at("model").at("trees");
+    for (const nlohmann::json& tree : trees) {
+      const nlohmann::json& children = tree.at("left_children");
+      const nlohmann::json& values = tree.at("split_conditions");
+      double smallest = std::numeric_limits<double>::infinity();
+      for (std::size_t node = 0; node < children.size(); ++node) {
+        if (children[node].get<int>() == -1) {
+          smallest = std::min(smallest, values.at(node).get<double>());
+        }
+      }
+      bound += smallest;
+    }
+    base = learner.at("learner_model_param").at("base_score").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw XGBoostError(std::string("XGBoost's model JSON is not laid out as nfcal reads it: ") +
+                       e.what());
   }
 
-  double bound = 0;
-  for (const nlohmann::json& tree : (*booster)["trees"]) {
-    const auto& children = tree.at("left_children");
-    const auto& values = tree.at("split_conditions");
-    double smallest = std::numeric_limits<double>::infinity();
-    for (std::size_t node = 0; node < children.size(); ++node) {
-      if (children[node].get<int>() == -1)
-        smallest = std::min(smallest, values[node].get<double>());
-    }
-    bound += smallest;
-  }
-  // The booster starts at base_score, a probability under binary:logistic (written as "5E-1"
-  // or "[5E-1]"); its margin is added to every row, the balance taken off. The slack covers
-  // the float sums of XGBoost's prediction.
-  std::string base = model["learner"]["learner_model_param"].value("base_score", "");
   base.erase(std::remove_if(base.begin(), base.end(), [](char c) { return c == '[' || c == ']'; }),
              base.end());
   char* end = nullptr;
@@ -540,6 +540,9 @@ double XGBoostClassifier::margin_lower_bound() const {
   if (base.empty() || *end != '\0' || !(prior > 0 && prior < 1)) {
     throw XGBoostError("XGBoost's model JSON has a base_score nfcal cannot read: '" + base + "'");
   }
+
+  // The starting margin, the balance taken off as margins() does; the slack covers the float
+  // sums of XGBoost's prediction.
   bound += std::log(prior / (1 - prior)) - balance_;
   return bound - 1e-4 * (1.0 + std::abs(bound));
 }
