@@ -6,7 +6,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/model_file.hpp"
@@ -43,8 +42,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
 
   // Inputs and the output paths are checked before any long work.
   check_output_path(options.out);
-  const bool json_to_stdout = options.json == "-";
-  if (!options.json.empty() && !json_to_stdout) check_output_path(options.json);
+  check_json_target(options.json);
   const Maf flow = load_flow(options.flow);
   // The classifier holds at least one row out and trains on the rest.
   const bool split = options.validation.empty();
@@ -93,15 +91,10 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   model.save(options.out);
 
   // The summary goes to stdout, unless stdout carries the JSON; then it goes to stderr.
-  std::FILE* text = json_to_stdout ? stderr : stdout;
+  std::FILE* text = summary_stream(options.json);
   std::fputs(report.summary().c_str(), text);
   std::fprintf(text, "wrote %s\n", options.out.c_str());
-  if (json_to_stdout) {
-    std::printf("%s\n", report.to_json().c_str());
-  } else if (!options.json.empty()) {
-    write_file_atomically(options.json, report.to_json() + "\n");
-    std::printf("wrote %s\n", options.json.c_str());
-  }
+  write_json_target(options.json, report.to_json());
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/error.hpp"
@@ -51,8 +50,7 @@ std::vector<double> load_true_log_density(const std::string& path, std::size_t t
 
 void run_evaluate(const EvaluateCommandOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
-  const bool json_to_stdout = options.json == "-";
-  if (!options.json.empty() && !json_to_stdout) check_output_path(options.json);
+  check_json_target(options.json);
   const std::string device = runtime.device.is_cuda() ? runtime.device.to_string() : "cpu";
   const AnyModel model = load_model(options.model, runtime.threads, device);
   const Matrix<float> test = load_rows(options.data, model.dim(), "test data");
@@ -79,13 +77,8 @@ void run_evaluate(const EvaluateCommandOptions& options) {
 
   // The table goes to stdout, unless stdout carries the JSON; then it goes to stderr.
   const Evaluation e = evaluate(model, test, evaluation);
-  std::fputs(e.to_table().c_str(), json_to_stdout ? stderr : stdout);
-  if (json_to_stdout) {
-    std::printf("%s\n", e.to_json().c_str());
-  } else if (!options.json.empty()) {
-    write_file_atomically(options.json, e.to_json() + "\n");
-    std::printf("wrote %s\n", options.json.c_str());
-  }
+  std::fputs(e.to_table().c_str(), summary_stream(options.json));
+  write_json_target(options.json, e.to_json());
 }
 
 }  // namespace

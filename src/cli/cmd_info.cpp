@@ -9,7 +9,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nfcal/atomic_file.hpp"
 #include "nfcal/calibrated_flow.hpp"
 #include "nfcal/model_file.hpp"
 
@@ -77,8 +76,7 @@ std::string describe_calibration(const nlohmann::json& header, const CalibratedF
 
 void run_info(const InfoOptions& options) {
   const Runtime runtime = apply_common_options(options.common);
-  const bool json_to_stdout = options.json == "-";
-  if (!options.json.empty() && !json_to_stdout) check_output_path(options.json);
+  check_json_target(options.json);
 
   // Load the model as every other command does, so a damaged file fails here the same way.
   const AnyModel model = load_model(options.model, runtime.threads);
@@ -121,13 +119,8 @@ void run_info(const InfoOptions& options) {
     for (const std::string& l : lines) text += "  " + l + "\n";
   }
 
-  std::fputs(text.c_str(), json_to_stdout ? stderr : stdout);
-  if (json_to_stdout) {
-    std::printf("%s\n", info.dump(2).c_str());
-  } else if (!options.json.empty()) {
-    write_file_atomically(options.json, info.dump(2) + "\n");
-    std::printf("wrote %s\n", options.json.c_str());
-  }
+  std::fputs(text.c_str(), summary_stream(options.json));
+  write_json_target(options.json, info.dump(2));
 }
 
 }  // namespace

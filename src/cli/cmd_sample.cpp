@@ -20,7 +20,6 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/progress.hpp"
-#include "report/report.hpp"
 
 namespace nfcal::cli {
 namespace {
@@ -62,16 +61,6 @@ class ScratchFolder {
 // pairs of the first columns. Throws Error with the script's reason when there is no picture.
 void draw_samples(const Matrix<float>& samples, const std::string& png, const std::string& title,
                   const std::string& kind) {
-  const std::string script = report::find_plot_script(executable_folder());
-  if (script.empty()) {
-    throw Error(
-        "--plot: the plotting script nfcal_plot_report.py is not beside the nfcal "
-        "executable (set NFCAL_PLOT_SCRIPT to scripts/plot_report.py)");
-  }
-  std::string why;
-  const std::string python = report::find_python(&why);
-  if (python.empty()) throw Error("--plot: " + why);
-
   const ScratchFolder scratch(png);
   write_table(scratch.file("samples.npy"), samples);
   const nlohmann::json spec = {{"kind", "sample"},
@@ -80,10 +69,8 @@ void draw_samples(const Matrix<float>& samples, const std::string& png, const st
                                {"title", title},
                                {"out", "samples.png"}};
   write_file_atomically(scratch.file("plot_spec.json"), spec.dump(2) + "\n");
-  const report::PlotOutcome outcome = report::make_plots(python, script, scratch.file(""));
-  if (!outcome.made) {
-    throw Error("--plot: " + (outcome.reason.empty() ? "the script drew nothing" : outcome.reason));
-  }
+  const report::PlotOutcome outcome = draw_with_plot_script(scratch.file(""));
+  if (!outcome.made) throw Error("--plot: " + outcome.reason);
   std::error_code error;
   std::filesystem::rename(scratch.file("samples.png"), png, error);
   if (error) throw FileError("cannot write '" + png + "': " + error.message());

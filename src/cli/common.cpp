@@ -18,6 +18,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "nfcal/atomic_file.hpp"
 #include "nfcal/csv.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/maf.hpp"
@@ -49,6 +50,16 @@ std::string read_number(const std::string& text, double* value) {
     return "'" + text + "' is not a number";
   }
   return "";
+}
+
+// The folder holding the running executable, where the plotting script is installed.
+std::string executable_folder() {
+  std::string path(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
+  if (n <= 0) return ".";
+  path.resize(static_cast<std::size_t>(n));
+  const std::size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
 // A check that the option is a number for which `holds` is true, else says `requirement`.
@@ -202,13 +213,40 @@ EpochCallback epoch_logger() {
   };
 }
 
-std::string executable_folder() {
-  std::string path(4096, '\0');
-  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
-  if (n <= 0) return ".";
-  path.resize(static_cast<std::size_t>(n));
-  const std::size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
+report::PlotOutcome draw_with_plot_script(const std::string& folder) {
+  report::PlotOutcome outcome;
+  const std::string script = report::find_plot_script(executable_folder());
+  if (script.empty()) {
+    outcome.reason =
+        "the plotting script nfcal_plot_report.py is not beside the nfcal "
+        "executable (set NFCAL_PLOT_SCRIPT to scripts/plot_report.py)";
+    return outcome;
+  }
+  std::string why;
+  const std::string python = report::find_python(&why);
+  if (python.empty()) {
+    outcome.reason = why;
+    return outcome;
+  }
+  spdlog::info("drawing pictures with {} {}", python, script);
+  outcome = report::make_plots(python, script, folder);
+  if (!outcome.made && outcome.reason.empty()) outcome.reason = "the script drew nothing";
+  return outcome;
+}
+
+void check_json_target(const std::string& target) {
+  if (!target.empty() && target != "-") check_output_path(target);
+}
+
+std::FILE* summary_stream(const std::string& target) { return target == "-" ? stderr : stdout; }
+
+void write_json_target(const std::string& target, const std::string& json) {
+  if (target == "-") {
+    std::printf("%s\n", json.c_str());
+  } else if (!target.empty()) {
+    write_file_atomically(target, json + "\n");
+    std::printf("wrote %s\n", target.c_str());
+  }
 }
 
 std::string format_number(double value) {

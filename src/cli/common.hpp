@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "nfcal/device.hpp"
 #include "nfcal/matrix.hpp"
 #include "nfcal/train.hpp"
+
+#include "report/report.hpp"
 
 namespace nfcal::cli {
 
@@ -81,8 +84,19 @@ EpochCallback epoch_logger();
 /// A number in a short, stable text form for logs and summaries ("%.6g").
 std::string format_number(double value);
 
-/// The folder holding the running executable, where the plotting script is installed.
-std::string executable_folder();
+/// Runs the plotting script (found beside the executable) with a Python that has matplotlib
+/// on `folder`, which holds plot_spec.json and the files it names. Never throws: when there
+/// is no script, no such Python or no picture, the outcome's reason says why.
+report::PlotOutcome draw_with_plot_script(const std::string& folder);
+
+/// The --json option of a command that prints a summary: "" writes no JSON, "-" writes it to
+/// stdout (the summary then goes to stderr), anything else is a file written atomically.
+/// check_json_target() checks that file's folder before any long work.
+void check_json_target(const std::string& target);
+/// Where the summary goes for this --json target: stderr when stdout carries the JSON.
+std::FILE* summary_stream(const std::string& target);
+/// Writes `json` to the target, with "wrote PATH" on stdout for a file.
+void write_json_target(const std::string& target, const std::string& json);
 
 /// Logs the calibration's warnings (CalibrationReport::warnings), and the held-out gain of
 /// each ceiling the auto mode tried at debug level.

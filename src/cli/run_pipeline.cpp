@@ -164,23 +164,7 @@ report::PlotOutcome draw_pictures(const RunOptions& options, const std::string& 
     outcome.reason = "--no-plots was given";
     return outcome;
   }
-  const std::string script = report::find_plot_script(executable_folder());
-  if (script.empty()) {
-    outcome.reason =
-        "the plotting script nfcal_plot_report.py is not beside the nfcal "
-        "executable (set NFCAL_PLOT_SCRIPT to scripts/plot_report.py)";
-    return outcome;
-  }
-  std::string why;
-  const std::string python = report::find_python(&why);
-  if (python.empty()) {
-    outcome.reason = why;
-    return outcome;
-  }
-  spdlog::info("drawing pictures with {} {}", python, script);
-  outcome = report::make_plots(python, script, folder);
-  if (!outcome.made && outcome.reason.empty()) outcome.reason = "the script drew nothing";
-  return outcome;
+  return draw_with_plot_script(folder);
 }
 
 // One short table on stdout, the lines people read first.
