@@ -457,6 +457,15 @@ TEST(Maf, InvalidConfigurationNamesTheField) {
   }
 }
 
+TEST(Maf, ThreadCountsOutsideTheAcceptedRangeAreRefused) {
+  EXPECT_THROW(set_num_threads(-1), InvalidArgument);
+  EXPECT_THROW(set_num_threads(kMaxThreads + 1), InvalidArgument);
+
+  set_num_threads(3);
+  EXPECT_EQ(num_threads(), 3);
+  set_num_threads(0);
+}
+
 TEST(Maf, LogProbRejectsDataOfAnotherDimension) {
   MafConfig config;
   config.dim = 3;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nfcal/error.hpp"
+#include "nfcal/maf.hpp"
 #include "nfcal/xgboost_classifier.hpp"
 
 namespace nfcal {
@@ -345,6 +346,8 @@ TEST(XGBoostClassifier, ModelBytesRoundTripToIdenticalMargins) {
     EXPECT_EQ(back.num_features(), 3);
     EXPECT_DOUBLE_EQ(back.balance(), clf.balance());
   }
+  EXPECT_THROW(XGBoostClassifier::from_bytes(clf.to_bytes("ubj"), kMaxThreads + 1),
+               InvalidArgument);
 
   const std::string path = ::testing::TempDir() + "nfcal_xgb_roundtrip.ubj";
   clf.save(path);
@@ -410,6 +413,15 @@ TEST(XGBoostClassifier, BadParametersAndDataAreRejectedByName) {
   p = small_params();
   p.device = "tpu";
   EXPECT_THROW(XGBoostClassifier::train(data, flow, p), InvalidArgument);
+
+  p = small_params();
+  p.threads = kMaxThreads + 1;
+  try {
+    XGBoostClassifier::train(data, flow, p);
+    FAIL() << "a thread count beyond kMaxThreads was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("threads"), std::string::npos) << e.what();
+  }
 
   EXPECT_THROW(XGBoostClassifier::train(data, gaussian_rows(100, 3, 0.0f, 18), small_params()),
                DataError);

@@ -211,7 +211,12 @@ class BasicMaf {
 
 using Maf = BasicMaf<float>;
 
-/// Sets the number of CPU threads nfcal (OpenMP and BLAS) uses; 0 means all cores.
+/// The most CPU threads nfcal accepts. Far beyond any machine's cores, yet low enough that a
+/// mistyped count is refused instead of exhausting the process's thread limit.
+inline constexpr int kMaxThreads = 4096;
+
+/// Sets the number of CPU threads nfcal (OpenMP and BLAS) uses; 0 means all cores. Throws
+/// InvalidArgument outside [0, kMaxThreads].
 void set_num_threads(int threads);
 /// The number of CPU threads nfcal uses.
 int num_threads();

@@ -122,7 +122,13 @@ std::string exact(double value) {
   return text;
 }
 
-int resolve_threads(int threads) { return threads > 0 ? threads : num_threads(); }
+int resolve_threads(int threads) {
+  if (threads < 0 || threads > kMaxThreads) {
+    throw InvalidArgument("threads must be between 0 and " + std::to_string(kMaxThreads) +
+                          ", got " + std::to_string(threads));
+  }
+  return threads > 0 ? threads : num_threads();
+}
 
 // A seeded permutation of 0..n-1 (Fisher-Yates on keyed Philox words), the same on every
 // platform and library version.
@@ -229,7 +235,9 @@ void XGBoostParams::validate() const {
   if (!(lambda >= 0)) fail("lambda", "must be >= 0");
   if (!(alpha >= 0)) fail("alpha", "must be >= 0");
   if (max_bin < 2) fail("max_bin", "must be >= 2");
-  if (threads < 0) fail("threads", "must be >= 0");
+  if (threads < 0 || threads > kMaxThreads) {
+    fail("threads", "must be between 0 and " + std::to_string(kMaxThreads));
+  }
   if (early_stopping_rounds < 0) fail("early_stopping_rounds", "must be >= 0");
   if (!(validation_fraction >= 0 && validation_fraction < 1)) {
     fail("validation_fraction", "must be in [0, 1)");

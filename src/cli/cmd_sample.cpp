@@ -89,6 +89,8 @@ void run_sample(const SampleOptions& options) {
   }
   const AnyModel model = load_model(options.model, runtime.threads);
   const Maf& flow = model.flow();
+  check_rows_fit_in_memory("--count", static_cast<std::size_t>(options.count),
+                           static_cast<std::size_t>(flow.dim()));
 
   log_configuration("sample", {{"model", options.model},
                                {"kind", model.kind()},

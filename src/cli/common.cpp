@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -115,7 +116,7 @@ void add_common_options(CLI::App* command, CommonOptions* options, bool with_see
                    "where to compute: cpu, cuda, cuda:N, or auto (a GPU when there is one)")
       ->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads; 0 uses every core")
-      ->check(kNonNegative)
+      ->check(CLI::Range(0, kMaxThreads))
       ->capture_default_str();
   if (with_seed) {
     command->add_option("--seed", options->seed, "random seed; equal seeds give equal results")
@@ -159,7 +160,8 @@ Matrix<float> load_rows(const std::string& path, int dim, const std::string& rol
                     why);
   }
   if (dim > 0 && x.cols() != static_cast<std::size_t>(dim)) {
-    throw DataError(path + ": " + std::to_string(x.cols()) + " columns, but the model has " +
+    throw DataError(path + ": " + std::to_string(x.cols()) +
+                    (x.cols() == 1 ? " column" : " columns") + ", but the model has " +
                     std::to_string(dim));
   }
   check_rows(x, static_cast<int>(x.cols()), path);
@@ -188,6 +190,20 @@ void check_output_path(const std::string& path) {
   }
   ::close(fd);
   ::unlink(probe.c_str());
+}
+
+void check_rows_fit_in_memory(const std::string& option, std::size_t rows, std::size_t columns,
+                              std::size_t bytes_per_value) {
+  const double bytes = static_cast<double>(rows) * static_cast<double>(columns) *
+                       static_cast<double>(bytes_per_value);
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  if (memory > 0 && bytes > memory) {
+    constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+    throw InvalidArgument(fmt::format(
+        "{} {}: that many rows of {} columns need {:.1f} GiB, more than this machine's {:.1f} "
+        "GiB of memory",
+        option, rows, columns, bytes / kGiB, memory / kGiB));
+  }
 }
 
 void check_table_extension(const std::string& path, const std::string& option) {

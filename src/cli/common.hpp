@@ -72,6 +72,13 @@ Matrix<float> load_rows(const std::string& path, int dim, const std::string& rol
 /// and accept new files, and `path` must not be a folder. Nothing is left behind.
 void check_output_path(const std::string& path);
 
+/// Throws InvalidArgument naming `option` when `rows` rows of `columns` values, each taking
+/// `bytes_per_value` bytes in all the copies held at once, would not fit in this machine's
+/// memory, so a mistyped count fails at once instead of after long work or as a bare
+/// allocation failure.
+void check_rows_fit_in_memory(const std::string& option, std::size_t rows, std::size_t columns,
+                              std::size_t bytes_per_value = sizeof(float));
+
 /// Throws FileError unless `path` ends in .npy or .csv, naming the option.
 void check_table_extension(const std::string& path, const std::string& option);
 

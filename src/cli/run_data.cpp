@@ -73,6 +73,9 @@ RunData builtin_data(const RunOptions& options, const DatasetInfo& info) {
       options.train_size > 0 ? static_cast<std::size_t>(options.train_size) : kBuiltinTrainRows;
   const std::size_t n_test =
       options.test_size > 0 ? static_cast<std::size_t>(options.test_size) : kBuiltinTestRows;
+  // Generated in double and kept in float, so both copies are held at once.
+  check_rows_fit_in_memory("--train-size plus --test-size", n_train + n_test,
+                           static_cast<std::size_t>(info.dim), sizeof(double) + sizeof(float));
   const Matrix<double> all = make_dataset(info.name, n_train + n_test, options.common.seed);
 
   RunData data;

@@ -85,9 +85,9 @@ bool MafConfig::operator==(const MafConfig& other) const {
 // --- Threads ------------------------------------------------------------------------------
 
 void set_num_threads(int threads) {
-  if (threads < 0) {
-    throw InvalidArgument("threads must be 0 (all cores) or positive, got " +
-                          std::to_string(threads));
+  if (threads < 0 || threads > kMaxThreads) {
+    throw InvalidArgument("threads must be 0 (all cores) or between 1 and " +
+                          std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
   }
   const int count = threads == 0 ? omp_get_num_procs() : threads;
   omp_set_num_threads(count);

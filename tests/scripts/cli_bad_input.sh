@@ -110,9 +110,19 @@ else
   echo "cli_bad_input: the read-only folder case needs a user other than root; skipped"
 fi
 
+# Counts beyond any machine's memory or threads: refused at once, before any long work.
+expect 1 "--count 100000000000000|GiB" sample --model model.nfcal --count 100000000000000 \
+  --out s.npy
+expect 1 "--samples 100000000000000|GiB" run --data rows.csv --out result \
+  --samples 100000000000000 "${quick[@]}"
+expect 1 "--train-size plus --test-size|GiB" run --dataset two-moons --out result \
+  --train-size 100000000000000 "${quick[@]}"
+
 # Usage errors: status 2 and a pointer to the help.
 expect 2 "nfcal run --help" run --out result
 expect 2 "nfcal run --help" run --data rows.csv --dataset two-moons --out result
+expect 2 "--threads|4096|nfcal sample --help" sample --model flow.nfcal --count 5 --out s.npy \
+  --threads 100000
 
 ((failures == 0)) || { printf 'cli_bad_input: %d failures\n' "$failures" >&2; exit 1; }
 printf 'cli_bad_input: all cases passed\n'
