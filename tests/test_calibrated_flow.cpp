@@ -794,6 +794,16 @@ TEST(Calibrate, RejectsBadOptionsAndDataByName) {
   const CalibrationOptions defaults;
 
   EXPECT_THROW(calibrate(flow, data, bad_ratio), InvalidArgument);
+  for (const double ratio : {kMaxFlowRatio * 2, 1e300, std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::quiet_NaN()}) {
+    bad_ratio.flow_ratio = ratio;
+    try {
+      calibrate(flow, data, bad_ratio);
+      FAIL() << "flow_ratio " << ratio << " was accepted";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("flow_ratio"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_THROW(calibrate(flow, data, bad_target), InvalidArgument);
   EXPECT_THROW(calibrate(flow, wide, defaults), DataError);
 }

@@ -74,11 +74,15 @@ struct CeilingChoice {
   std::string to_string() const;
 };
 
+/// The largest flow_ratio calibrate() takes: far more flow rows per data row than ever pays,
+/// and small enough that the flow row count stays an exact integer.
+inline constexpr double kMaxFlowRatio = 1e6;
+
 struct CalibrationOptions {
   XGBoostParams classifier;  // its seed also drives the held-out split
   // Flow rows per data row, n0 / n1. Flow rows cost one sampling pass each while data rows are
   // scarce; four of them per data row let the trees see the flow's side sharply (see
-  // docs/calibration.md).
+  // docs/calibration.md). At most kMaxFlowRatio.
   double flow_ratio = 4.0;
   // The flow's base coordinates next to the data double the axes the trees can split on and
   // close more of the gap to the truth on every benchmark (docs/calibration.md).

@@ -130,11 +130,14 @@ double mean_of(const std::vector<float>& v) {
   return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
 }
 
-std::string format_ceiling(double ceiling) {
-  if (std::isinf(ceiling)) return "none";
+std::string format_general(double value) {
   char text[32];
-  std::snprintf(text, sizeof(text), "%.4g", ceiling);
+  std::snprintf(text, sizeof(text), "%.4g", value);
   return text;
+}
+
+std::string format_ceiling(double ceiling) {
+  return std::isinf(ceiling) ? "none" : format_general(ceiling);
 }
 
 }  // namespace
@@ -171,8 +174,9 @@ void CalibrationOptions::validate() const {
   if (classifier.validation_fraction <= 0) {
     throw InvalidArgument("calibration needs held-out rows: classifier validation_fraction > 0");
   }
-  if (!(flow_ratio > 0 && std::isfinite(flow_ratio))) {
-    throw InvalidArgument("flow_ratio must be a positive number");
+  if (!(flow_ratio > 0 && flow_ratio <= kMaxFlowRatio)) {
+    throw InvalidArgument("flow_ratio must be positive and at most " +
+                          format_general(kMaxFlowRatio) + ", got " + format_general(flow_ratio));
   }
   if (ceiling.mode == CeilingChoice::Mode::kValue && !std::isfinite(ceiling.value)) {
     throw InvalidArgument("ceiling must be a finite number of nats (or auto, or none)");

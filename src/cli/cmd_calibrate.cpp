@@ -58,6 +58,7 @@ void run_calibrate(const CalibrateCommandOptions& options) {
   calibration.classifier.device = runtime.device.is_cuda() ? runtime.device.to_string() : "cpu";
   calibration.device = runtime.device;
   calibration.validate();
+  check_flow_rows_fit_in_memory(calibration, data.rows(), flow.dim());
 
   log_configuration(
       "calibrate",

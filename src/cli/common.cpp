@@ -192,7 +192,7 @@ void check_output_path(const std::string& path) {
   ::unlink(probe.c_str());
 }
 
-void check_rows_fit_in_memory(const std::string& option, std::size_t rows, std::size_t columns,
+void check_rows_fit_in_memory(const std::string& what, std::size_t rows, std::size_t columns,
                               std::size_t bytes_per_value) {
   const double bytes = static_cast<double>(rows) * static_cast<double>(columns) *
                        static_cast<double>(bytes_per_value);
@@ -200,10 +200,19 @@ void check_rows_fit_in_memory(const std::string& option, std::size_t rows, std::
   if (memory > 0 && bytes > memory) {
     constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
     throw InvalidArgument(fmt::format(
-        "{} {}: that many rows of {} columns need {:.1f} GiB, more than this machine's {:.1f} "
-        "GiB of memory",
-        option, rows, columns, bytes / kGiB, memory / kGiB));
+        "{}: {} rows of {} columns need {:.1f} GiB, more than this machine's {:.1f} GiB of memory",
+        what, rows, columns, bytes / kGiB, memory / kGiB));
   }
+}
+
+void check_flow_rows_fit_in_memory(const CalibrationOptions& calibration, std::size_t data_rows,
+                                   int dim) {
+  const double flow_rows = std::ceil(calibration.flow_ratio * static_cast<double>(data_rows));
+  const int features = classifier_feature_count(calibration.classifier_input, dim);
+  check_rows_fit_in_memory("--flow-ratio " + format_number(calibration.flow_ratio) + " with " +
+                               std::to_string(data_rows) + " data rows",
+                           static_cast<std::size_t>(flow_rows), static_cast<std::size_t>(features),
+                           2 * sizeof(float));
 }
 
 void check_table_extension(const std::string& path, const std::string& option) {

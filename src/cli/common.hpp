@@ -72,12 +72,18 @@ Matrix<float> load_rows(const std::string& path, int dim, const std::string& rol
 /// and accept new files, and `path` must not be a folder. Nothing is left behind.
 void check_output_path(const std::string& path);
 
-/// Throws InvalidArgument naming `option` when `rows` rows of `columns` values, each taking
-/// `bytes_per_value` bytes in all the copies held at once, would not fit in this machine's
-/// memory, so a mistyped count fails at once instead of after long work or as a bare
+/// Throws InvalidArgument starting with `what` (the option to blame) when `rows` rows of `columns`
+/// values, each taking `bytes_per_value` bytes in all the copies held at once, would not fit in
+/// this machine's memory, so a mistyped count fails at once instead of after long work or as a bare
 /// allocation failure.
-void check_rows_fit_in_memory(const std::string& option, std::size_t rows, std::size_t columns,
+void check_rows_fit_in_memory(const std::string& what, std::size_t rows, std::size_t columns,
                               std::size_t bytes_per_value = sizeof(float));
+
+/// check_rows_fit_in_memory() for the flow rows calibration draws against `data_rows` data
+/// rows: flow_ratio of them per data row, each held as the flow's rows and as the classifier's
+/// features at once.
+void check_flow_rows_fit_in_memory(const CalibrationOptions& calibration, std::size_t data_rows,
+                                   int dim);
 
 /// Throws FileError unless `path` ends in .npy or .csv, naming the option.
 void check_table_extension(const std::string& path, const std::string& option);

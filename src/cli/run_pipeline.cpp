@@ -371,6 +371,7 @@ void run_in_folder(const RunOptions& options, const Runtime& runtime, const RunD
   const std::size_t n_samples = options.samples > 0 ? static_cast<std::size_t>(options.samples)
                                                     : std::min(data.test.rows(), kMaxReportSamples);
   check_rows_fit_in_memory("--samples", n_samples, static_cast<std::size_t>(maf.dim));
+  check_flow_rows_fit_in_memory(calibration, data.train.rows(), maf.dim);
   results.configuration = configuration(options, data, maf, train, calibration, runtime, n_samples);
   log_configuration(options.command, results.configuration);
   spdlog::info("data: {}", data.source);

@@ -111,12 +111,17 @@ else
 fi
 
 # Counts beyond any machine's memory or threads: refused at once, before any long work.
-expect 1 "--count 100000000000000|GiB" sample --model model.nfcal --count 100000000000000 \
+expect 1 "--count: 100000000000000 rows|GiB" sample --model model.nfcal --count 100000000000000 \
   --out s.npy
-expect 1 "--samples 100000000000000|GiB" run --data rows.csv --out result \
+expect 1 "--samples: 100000000000000 rows|GiB" run --data rows.csv --out result \
   --samples 100000000000000 "${quick[@]}"
 expect 1 "--train-size plus --test-size|GiB" run --dataset two-moons --out result \
   --train-size 100000000000000 "${quick[@]}"
+awk 'BEGIN { for (i = 0; i < 100000; i++) printf "%.4f,%.4f\n", sin(i), cos(i) }' >many.csv
+expect 1 "--flow-ratio 1e+06 with 100000 data rows|GiB" calibrate --flow flow.nfcal \
+  --data many.csv --out big.nfcal --flow-ratio 1e6
+expect 1 "flow_ratio|at most 1e+06" calibrate --flow flow.nfcal --data rows.csv --out big.nfcal \
+  --flow-ratio 1e300
 
 # Usage errors: status 2 and a pointer to the help.
 expect 2 "nfcal run --help" run --out result
