@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -284,6 +285,46 @@ TEST_F(NpyTest, AtomicWritesReplaceAnExistingFileWhole) {
   write_file_atomically(path("f.txt"), "second");
   EXPECT_EQ(read_file_bytes(path("f.txt")), "second");
   EXPECT_EQ(listing(), std::vector<std::string>{"f.txt"});
+}
+
+TEST_F(NpyTest, RegisteredPathsAreRemovedAndEndedRegistrationsAreNot) {
+  // A folder with more files than one directory listing buffer holds.
+  ASSERT_EQ(::mkdir(path("run").c_str(), 0755), 0);
+  for (int i = 0; i < 600; ++i) {
+    write_file_atomically(path("run/file-with-a-longish-name-" + std::to_string(i)), "x");
+  }
+  write_file_atomically(path("partial.tmp"), "half");
+  write_file_atomically(path("finished.npy"), "whole");
+  write_file_atomically(path("unrelated.txt"), "kept");
+
+  { const RemovedOnSignal finished(path("finished.npy"), RemovedOnSignal::Kind::kFile); }
+  const RemovedOnSignal run(path("run"), RemovedOnSignal::Kind::kFolder);
+  const RemovedOnSignal partial(path("partial.tmp"), RemovedOnSignal::Kind::kFile);
+  const RemovedOnSignal absent(path("never-made"), RemovedOnSignal::Kind::kFile);
+  remove_registered_paths();
+
+  EXPECT_EQ(listing(), (std::vector<std::string>{"finished.npy", "unrelated.txt"}));
+}
+
+TEST_F(NpyTest, RegistrationsBeyondTheTableOrTooLongAreLeftAloneWithoutErrors) {
+  std::vector<std::unique_ptr<RemovedOnSignal>> many;
+  for (int i = 0; i < 100; ++i) {
+    write_file_atomically(path("f" + std::to_string(i)), "x");
+    many.push_back(std::make_unique<RemovedOnSignal>(path("f" + std::to_string(i)),
+                                                     RemovedOnSignal::Kind::kFile));
+  }
+  const RemovedOnSignal too_long(std::string(100000, 'a'), RemovedOnSignal::Kind::kFile);
+  remove_registered_paths();
+
+  // The table holds 64 paths: those were removed, the rest stayed.
+  EXPECT_EQ(listing().size(), 100u - 64u);
+  many.clear();
+
+  // Ended registrations free their slots for new ones.
+  write_file_atomically(path("late"), "x");
+  const RemovedOnSignal late(path("late"), RemovedOnSignal::Kind::kFile);
+  remove_registered_paths();
+  EXPECT_EQ(listing().size(), 100u - 64u);
 }
 
 TEST_F(NpyTest, WritesVersion1ByDefaultAndRefusesUnknownVersions) {

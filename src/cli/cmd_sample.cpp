@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -44,6 +45,7 @@ class ScratchFolder {
       throw FileError("cannot create a scratch folder in '" + parent.string() + "' for " + path);
     }
     folder_ = pattern;
+    removed_on_signal_.emplace(folder_, RemovedOnSignal::Kind::kFolder);
   }
   ScratchFolder(const ScratchFolder&) = delete;
   ScratchFolder& operator=(const ScratchFolder&) = delete;
@@ -55,6 +57,7 @@ class ScratchFolder {
 
  private:
   std::string folder_;
+  std::optional<RemovedOnSignal> removed_on_signal_;
 };
 
 // Draws the samples with the plotting script: a histogram per column, and scatter plots of

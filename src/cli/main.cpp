@@ -1,5 +1,7 @@
 // The nfcal command line tool: subcommands with long options; results on stdout, progress
 // and errors on stderr, exit status 0 on success, 1 on a failure, 2 on a usage error.
+#include <signal.h>
+
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -8,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "nfcal/atomic_file.hpp"
 #include "nfcal/error.hpp"
 #include "nfcal/version.hpp"
 
@@ -25,9 +28,33 @@ int report(const std::string& message, int status) {
   return status;
 }
 
+// Ctrl-C, kill and a closed terminal remove what the command was making (the temporary files of
+// atomic writes, a run's new output folder), then end the program as the signal would have.
+extern "C" void remove_unfinished_and_end(int signal_number) {
+  nfcal::remove_registered_paths();
+  ::signal(signal_number, SIG_DFL);
+  ::raise(signal_number);
+}
+
+void install_signal_handlers() {
+  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction current {};
+    // A signal the caller chose to ignore (a background job's SIGINT) stays ignored.
+    if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
+      continue;
+    }
+    struct sigaction action {};
+    action.sa_handler = remove_unfinished_and_end;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(signal_number, &action, nullptr);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  install_signal_handlers();
+
   // The command tree: one subcommand per file in src/cli/cmd_*.cpp.
   CLI::App app{"nfcal: masked autoregressive flows calibrated by a classifier", "nfcal"};
   app.set_version_flag("--version", std::string("nfcal ") + nfcal::kVersion);

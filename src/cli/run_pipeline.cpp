@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -563,11 +564,13 @@ void run_pipeline(const RunOptions& options) {
   const RunData data = load_run_data(options);
   const double load_seconds = seconds_since(start);
 
-  // A folder this run creates goes away again when the run fails, so a failure leaves nothing
-  // behind; a folder that was there already keeps what it held (the run writes its files only
-  // at the end, each atomically).
+  // A folder this run creates goes away again when the run fails or a signal ends it, so a
+  // failure leaves nothing behind; a folder that was there already keeps what it held (the run
+  // writes its files only at the end, each atomically).
   const bool created = !std::filesystem::exists(options.out);
   make_folder(options.out);
+  std::optional<RemovedOnSignal> removed_on_signal;
+  if (created) removed_on_signal.emplace(options.out, RemovedOnSignal::Kind::kFolder);
   try {
     run_in_folder(options, runtime, data, load_seconds);
   } catch (...) {

@@ -1,7 +1,10 @@
-// Atomic writes through a temporary file in the destination folder, and whole-file reads.
+// Atomic writes through a temporary file in the destination folder, paths removed when a
+// signal ends the program, and whole-file reads.
 #include "nfcal/atomic_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +48,48 @@ int open_temporary(const std::string& path, std::string* temporary) {
   throw FileError("cannot write '" + path + "': no free temporary file name beside it");
 }
 
+// --- Paths removed on a signal -------------------------------------------------------------
+// A fixed table, so that a signal handler can walk it without allocating or locking. A slot is
+// free, being filled, or registered; the handler acts on registered slots only.
+constexpr int kSlotCount = 64;
+enum SlotState : int { kFree = 0, kFilling = 1, kRegistered = 2 };
+
+struct RegisteredPath {
+  std::atomic<int> state{kFree};
+  RemovedOnSignal::Kind kind = RemovedOnSignal::Kind::kFile;
+  char path[PATH_MAX] = {};
+};
+
+RegisteredPath registered_paths[kSlotCount];
+static_assert(std::atomic<int>::is_always_lock_free, "the handler needs lock-free slot states");
+
+// Unlinks the entries directly inside the folder, then the folder itself; every call here is
+// async-signal-safe. Entries are listed afresh after each pass, since unlinking while a listing
+// is read may skip some.
+void remove_folder_and_files(const char* path) noexcept {
+  const int folder = ::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (folder < 0) return;
+  constexpr int kMaxPasses = 16;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    if (::lseek(folder, 0, SEEK_SET) != 0) break;
+    int removed = 0;
+    alignas(dirent64) char listing[8192];
+    ssize_t bytes = 0;
+    while ((bytes = ::getdents64(folder, listing, sizeof(listing))) > 0) {
+      for (ssize_t offset = 0; offset < bytes;) {
+        const auto* entry = reinterpret_cast<const dirent64*>(listing + offset);
+        offset += entry->d_reclen;
+        const char* name = entry->d_name;
+        const bool dot = name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0));
+        if (!dot && entry->d_type != DT_DIR && ::unlinkat(folder, name, 0) == 0) ++removed;
+      }
+    }
+    if (removed == 0) break;
+  }
+  ::close(folder);
+  ::rmdir(path);
+}
+
 // Writes every byte, retrying short writes and interrupted calls; returns errno or 0.
 int write_all(int fd, const std::string& bytes) {
   std::size_t done = 0;
@@ -61,12 +106,43 @@ int write_all(int fd, const std::string& bytes) {
 
 }  // namespace
 
+RemovedOnSignal::RemovedOnSignal(const std::string& path, Kind kind) noexcept {
+  if (path.empty() || path.size() >= PATH_MAX) return;
+  for (int slot = 0; slot < kSlotCount; ++slot) {
+    int expected = kFree;
+    RegisteredPath& entry = registered_paths[slot];
+    if (!entry.state.compare_exchange_strong(expected, kFilling)) continue;
+    entry.kind = kind;
+    std::memcpy(entry.path, path.c_str(), path.size() + 1);
+    entry.state.store(kRegistered);
+    slot_ = slot;
+    return;
+  }
+}
+
+RemovedOnSignal::~RemovedOnSignal() {
+  if (slot_ >= 0) registered_paths[slot_].state.store(kFree);
+}
+
+void remove_registered_paths() noexcept {
+  for (int slot = 0; slot < kSlotCount; ++slot) {
+    RegisteredPath& entry = registered_paths[slot];
+    if (entry.state.load() != kRegistered) continue;
+    if (entry.kind == RemovedOnSignal::Kind::kFile) {
+      ::unlink(entry.path);
+    } else {
+      remove_folder_and_files(entry.path);
+    }
+  }
+}
+
 void write_file_atomically(const std::string& path, const std::string& bytes) {
   if (path.empty()) throw FileError("cannot write a file with an empty path");
 
   // Fill the temporary file and force it to disk before it takes the real name.
   std::string temporary;
   const int fd = open_temporary(path, &temporary);
+  const RemovedOnSignal unfinished(temporary, RemovedOnSignal::Kind::kFile);
   int failure = write_all(fd, bytes);
   if (failure == 0 && ::fsync(fd) != 0) failure = errno;
   if (::close(fd) != 0 && failure == 0) failure = errno;

@@ -123,6 +123,19 @@ expect 1 "--flow-ratio 1e+06 with 100000 data rows|GiB" calibrate --flow flow.nf
 expect 1 "flow_ratio|at most 1e+06" calibrate --flow flow.nfcal --data rows.csv --out big.nfcal \
   --flow-ratio 1e300
 
+# A run ended by a signal removes the folder it made and ends with the signal's status.
+"$nfcal" run --dataset mixture-8d --out stopped --threads 1 --quiet >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [[ -d stopped ]] && break; sleep 0.1; done
+sleep 0.5
+kill -TERM "$pid"
+set +e
+wait "$pid"
+status=$?
+set -e
+[[ "$status" == 143 ]] || fail "run ended by SIGTERM: status $status, expected 143"
+[[ ! -e stopped ]] || fail "run ended by SIGTERM: its folder was left behind"
+
 # Usage errors: status 2 and a pointer to the help.
 expect 2 "nfcal run --help" run --out result
 expect 2 "nfcal run --help" run --data rows.csv --dataset two-moons --out result
