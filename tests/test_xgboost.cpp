@@ -381,6 +381,22 @@ TEST(XGBoostClassifier, CorruptedModelBytesRaiseXGBoostErrorWithItsMessage) {
         << message;
   }
   EXPECT_THROW(XGBoostClassifier::from_bytes(""), XGBoostError);
+
+  // A model cut short: XGBoost's reason on one line, without its stack trace or time stamp.
+  const XGBoostClassifier model = XGBoostClassifier::train(
+      gaussian_rows(200, 2, 1.0f, 30), gaussian_rows(200, 2, 0.0f, 31), small_params());
+  const std::string bytes = model.to_bytes("ubj");
+  try {
+    XGBoostClassifier::from_bytes(bytes.substr(0, bytes.size() / 2));
+    FAIL() << "half a model was accepted";
+  } catch (const XGBoostError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("XGBoost XGBoosterLoadModelFromBuffer failed: ", 0), 0u) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_EQ(message.find("Stack trace"), std::string::npos) << message;
+    EXPECT_EQ(message.find("[bt]"), std::string::npos) << message;
+    EXPECT_EQ(message.find("] "), std::string::npos) << message;
+  }
 }
 
 TEST(XGBoostClassifier, BadParametersAndDataAreRejectedByName) {

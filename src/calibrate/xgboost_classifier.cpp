@@ -31,10 +31,45 @@ constexpr const char* kBalanceAttribute = "nfcal_balance";
 constexpr const char* kHeldoutMarginConfig =
     R"({"type":1,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false})";
 
+// XGBoost's message as one line, without what its log format adds around it: the time stamp
+// and source location in front ("[10:31:07] /src/c_api/c_api.cc:1513: "), and the stack trace
+// and the lines that only point at a character behind.
+std::string xgboost_reason(const char* raw) {
+  std::string text = raw != nullptr ? raw : "";
+  const std::size_t trace = text.find("Stack trace:");
+  if (trace != std::string::npos) text.erase(trace);
+  if (!text.empty() && text[0] == '[') {
+    const std::size_t stamp_end = text.find("] ");
+    const std::size_t location_end =
+        stamp_end == std::string::npos ? std::string::npos : text.find(": ", stamp_end + 2);
+    // A location is one word ("path/file.cc:123"); anything else is part of the message.
+    if (location_end != std::string::npos && text.find(' ', stamp_end + 2) > location_end) {
+      text.erase(0, location_end + 2);
+    }
+  }
+
+  std::string reason;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    const bool marker_only = line.find_first_not_of(" \t\r~^") == std::string::npos;
+    if (!marker_only) {
+      const std::size_t first = line.find_first_not_of(" \t");
+      const std::size_t last = line.find_last_not_of(" \t\r");
+      reason += (reason.empty() ? "" : " ") + line.substr(first, last - first + 1);
+    }
+    start = end + 1;
+  }
+  return reason;
+}
+
 // Turns a failed XGBoost call into an XGBoostError naming the call and XGBoost's reason.
 void check_xgb(int status, const char* call) {
   if (status != 0) {
-    throw XGBoostError(std::string("XGBoost ") + call + " failed: " + XGBGetLastError());
+    throw XGBoostError(std::string("XGBoost ") + call +
+                       " failed: " + xgboost_reason(XGBGetLastError()));
   }
 }
 
@@ -81,7 +116,7 @@ int next_block(DataIterHandle handle) {
   it->labels.assign(block.rows->rows(), block.label);
   if (XGProxyDMatrixSetDataDense(it->proxy, data.c_str()) != 0 ||
       XGDMatrixSetFloatInfo(it->proxy, "label", it->labels.data(), it->labels.size()) != 0) {
-    it->error = XGBGetLastError();
+    it->error = xgboost_reason(XGBGetLastError());
     return 0;
   }
   return 1;
