@@ -28,6 +28,7 @@ using testing::broad_gaussian_flow;
 using testing::constant_classifier;
 using testing::GaussianTarget;
 using testing::quick_calibration_options;
+using Json = nlohmann::json;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 Matrix<float> uniform_rows(std::size_t n, int dim, float half_width, std::uint64_t seed) {
@@ -414,6 +415,63 @@ TEST_F(CalibratedBundle, GarbageClassifierSectionNamesTheSectionAndXGBoostsReaso
     EXPECT_EQ(e.kind(), ModelFormatError::Kind::kCorrupted);
     EXPECT_NE(std::string(e.what()).find("classifier section"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(CalibratedBundle, HeaderNumbersThatCannotDescribeOneDensityAreRejected) {
+  const ModelFile file = shared_model->encode();
+  auto edited = [&](const std::function<void(Json&)>& edit) {
+    ModelFile copy = file;
+    Json header = Json::parse(copy.header_json);
+    edit(header);
+    copy.header_json = header.dump();
+    return decode_model_file(encode_model_file(copy), "edited.nfcal");
+  };
+  auto message = [](const ModelFile& bad) -> std::string {
+    try {
+      CalibratedFlow::decode(bad);
+    } catch (const ModelFormatError& e) {
+      EXPECT_EQ(e.kind(), ModelFormatError::Kind::kCorrupted) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "the edited header was accepted";
+    return "";
+  };
+  auto has = [](const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+  };
+
+  // The ceiling is the sampling bound; log Z lies between the margins' range and the bound.
+  EXPECT_TRUE(
+      has(message(edited([](Json& h) { h["ceiling"] = -1e300; })), "but the sampling bound is 1"));
+  EXPECT_TRUE(
+      has(message(edited([](Json& h) { h["log_z"] = 1e300; })), "is above the sampling bound"));
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["log_z"] = -1e300; })),
+                  "below every margin the classifier can give"));
+  // Without a ceiling the bound must cover every margin seen.
+  EXPECT_TRUE(has(message(edited([](Json& h) {
+                    h["ceiling"] = nullptr;
+                    h["max_margin"] = h["sampling_bound"].get<double>() + 1;
+                  })),
+                  "below the largest margin seen"));
+
+  // What the header says of the classifier must be what the section holds.
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["classifier"]["trees"] = 999; })),
+                  "'classifier.trees' is 999"));
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["classifier"]["balance"] = 0.5; })),
+                  "'classifier.balance' is 0.5"));
+  EXPECT_TRUE(
+      has(message(edited([](Json& h) { h["classifier"]["type"] = "lightgbm"; })), "\"lightgbm\""));
+
+  // Optional numbers are numbers of the right range, named when not.
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["ess"] = "many"; })), "'ess' is not a number"));
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["ess"] = -3; })), "effective sample size"));
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["log_z_samples"] = 2.5; })),
+                  "'log_z_samples' is not a count"));
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["log_z_se"] = -0.1; })), "'log_z_se'"));
+  EXPECT_TRUE(has(message(edited([](Json& h) { h["max_margin"] = "x"; })), "'max_margin'"));
+
+  // Unedited, the bundle loads.
+  EXPECT_NO_THROW(CalibratedFlow::decode(edited([](Json&) {})));
 }
 
 TEST_F(CalibratedBundle, ClassifierOfAnotherDimensionIsRejectedOnLoad) {

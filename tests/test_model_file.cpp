@@ -318,6 +318,39 @@ TEST_F(ModelFileTest, FlowHeadersThatDisagreeWithTheConfigurationAreNamed) {
       contains(message(edited_header(file, [](Json& h) { h["config"]["hidden"] = 8; })), "tensor"));
 }
 
+TEST_F(ModelFileTest, FlowHeaderCountsTypesAndFlagsMustMatchTheSections) {
+  const ModelFile file = encode_flow(perturbed_flow(unusual_config(), 5));
+  auto message = [](const ModelFile& bad) {
+    const Failure failure = failure_of([&] { decode_flow(bad); });
+    EXPECT_EQ(failure.kind, Kind::kCorrupted) << failure.message;
+    return failure.message;
+  };
+
+  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["num_parameters"] = 7; })),
+                       "'num_parameters' is 7"));
+  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["num_buffers"] = -1; })),
+                       "'num_buffers' is -1"));
+  EXPECT_TRUE(contains(
+      message(edited_header(file, [](Json& h) { h["value_types"]["parameters"] = "<f8"; })),
+      "section 'parameters' is stored as \"<f8\""));
+  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["value_types"] = 4; })),
+                       "'value_types' is not an object"));
+  // Dropping the flag would silently drop the standardization the sections still hold.
+  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["standardization"] = false; })),
+                       "the header says none"));
+  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["standardization"] = "x"; })),
+                       "'standardization' is not true/false"));
+  // A scale bound so large that e^B overflows float is not a flow nfcal could have written.
+  EXPECT_TRUE(
+      contains(message(edited_header(file, [](Json& h) { h["config"]["max_log_scale"] = 1e300; })),
+               "max_log_scale"));
+
+  EXPECT_NO_THROW(decode_flow(edited_header(file, [](Json& h) {
+    h.erase("num_parameters");
+    h.erase("value_types");
+  })));
+}
+
 TEST_F(ModelFileTest, FlowSectionsOfTheWrongSizeOrWithNonFiniteValuesAreNamed) {
   const ModelFile file = encode_flow(perturbed_flow(unusual_config(), 9));
   auto with_section = [&](const std::string& name, const std::string& data) {

@@ -397,6 +397,16 @@ TEST(XGBoostClassifier, CorruptedModelBytesRaiseXGBoostErrorWithItsMessage) {
     EXPECT_EQ(message.find("[bt]"), std::string::npos) << message;
     EXPECT_EQ(message.find("] "), std::string::npos) << message;
   }
+
+  // Bytes that are not a model at all: XGBoost quotes them, nfcal escapes what is not ASCII.
+  try {
+    XGBoostClassifier::from_bytes(std::string("\xa2\x01\xff garbage", 11));
+    FAIL() << "garbage was accepted";
+  } catch (const XGBoostError& e) {
+    for (const char c : std::string(e.what())) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << static_cast<int>(c) << " in " << e.what();
+    }
+  }
 }
 
 TEST(XGBoostClassifier, BadParametersAndDataAreRejectedByName) {

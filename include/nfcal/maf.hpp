@@ -48,7 +48,7 @@ struct MafConfig {
   Activation activation = Activation::kTanh;  // relu (the published choice) trains less stably
   Ordering ordering = Ordering::kReversed;    // how the order changes from layer to layer
   bool batch_norm = false;     // batch normalization after every MADE layer but the last
-  double max_log_scale = 6.0;  // B in alpha = B * tanh(raw / B)
+  double max_log_scale = 6.0;  // B in alpha = B * tanh(raw / B), at most 30
   std::uint64_t seed = 0;      // weight initialization and random orders
 
   /// Throws InvalidArgument naming the first field out of range.

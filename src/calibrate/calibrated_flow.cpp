@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <utility>
 
@@ -28,6 +29,31 @@ double finite_field(const Json& header, const std::string& key, const std::strin
                            source + ": header field '" + key + "' is missing or not a number");
   }
   return header[key].get<double>();
+}
+
+// An optional number of the header: `fallback` when absent (or null, where null is allowed),
+// ModelFormatError naming the field when it is anything but a number.
+double optional_number(const Json& header, const std::string& key, double fallback,
+                       const std::string& source, bool null_allowed = false) {
+  if (!header.contains(key) || (null_allowed && header[key].is_null())) return fallback;
+  if (!header[key].is_number()) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": header field '" + key + "' is not a number");
+  }
+  return header[key].get<double>();
+}
+
+// A number for messages, as "%.6g" writes it.
+std::string number_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6g", value);
+  return text;
+}
+
+// ModelFormatError for two header numbers that cannot both hold.
+ModelFormatError inconsistent(const std::string& source, const std::string& what) {
+  return ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                          source + ": inconsistent header: " + what);
 }
 
 // DataError unless the rows have the model's dimension.
@@ -241,6 +267,13 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
     throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
                            source + ": classifier section: " + e.what());
   }
+  const Json& described = header.value("classifier", Json::object());
+  if (described.contains("type") && described["type"] != "xgboost") {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": the classifier is of type " + described["type"].dump() +
+                               "; model files hold XGBoost classifiers");
+  }
+
   // Bundles written before latent input existed carry no "input" and score the data alone.
   ClassifierInput input = ClassifierInput::kData;
   if (header.contains("classifier") && header["classifier"].is_object() &&
@@ -260,17 +293,73 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
             " and the classifier input is " + to_string(input));
   }
 
+  // What the header says of the classifier must be what the section holds.
+  const std::pair<const char*, Json> facts[] = {{"num_features", classifier->num_features()},
+                                                {"trees", classifier->num_trees()},
+                                                {"balance", classifier->balance()}};
+  for (const auto& [key, actual] : facts) {
+    if (described.contains(key) && described[key] != actual) {
+      throw inconsistent(source, "'classifier." + std::string(key) + "' is " +
+                                     described[key].dump() + " but the classifier's is " +
+                                     actual.dump());
+    }
+  }
+
   // The numbers of the density.
   const bool clipped = header.contains("ceiling") && !header["ceiling"].is_null();
   const double ceiling = clipped ? finite_field(header, "ceiling", source) : kInf;
   LogZEstimate log_z;
   log_z.log_z = finite_field(header, "log_z", source);
-  log_z.se =
-      header.value("log_z_se", Json(nullptr)).is_number() ? header["log_z_se"].get<double>() : kInf;
-  log_z.ess = header.value("ess", 0.0);
-  log_z.samples = header.value("log_z_samples", std::size_t{0});
-  log_z.max_margin = header.value("max_margin", 0.0);
+  log_z.se = optional_number(header, "log_z_se", kInf, source, true);
+  log_z.ess = optional_number(header, "ess", 0.0, source);
+  log_z.max_margin = optional_number(header, "max_margin", 0.0, source);
+  const double samples = optional_number(header, "log_z_samples", 0.0, source);
+  if (!(samples >= 0 && samples <= 1e15 && samples == std::floor(samples))) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": header field 'log_z_samples' is not a count");
+  }
+  log_z.samples = static_cast<std::size_t>(samples);
+  if (!(log_z.se >= 0)) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": header field 'log_z_se' is negative");
+  }
+  if (!(log_z.ess >= 0 && (samples == 0 || log_z.ess <= samples * (1 + 1e-9)))) {
+    throw inconsistent(source, "the effective sample size " + number_text(log_z.ess) +
+                                   " is not between 0 and the " + number_text(samples) +
+                                   " samples");
+  }
   const double bound = finite_field(header, "sampling_bound", source);
+
+  // The numbers must describe one density: a ceiling is the sampling bound, and log Z, the log
+  // of a mean of e^min(m, L), lies between the smallest and the largest clipped margin.
+  if (clipped && bound != ceiling) {
+    throw inconsistent(source, "the ceiling is " + number_text(ceiling) +
+                                   " but the sampling bound is " + number_text(bound));
+  }
+  if (!clipped && header.contains("max_margin") && bound < log_z.max_margin) {
+    throw inconsistent(source, "no ceiling, yet the sampling bound " + number_text(bound) +
+                                   " is below the largest margin seen, " +
+                                   number_text(log_z.max_margin));
+  }
+  const double upper_slack = 1e-9 * (1 + std::abs(bound));
+  if (log_z.log_z > bound + upper_slack) {
+    throw inconsistent(source, "log Z " + number_text(log_z.log_z) +
+                                   " is above the sampling bound " + number_text(bound));
+  }
+  double lowest = ceiling;
+  try {
+    lowest = std::min(classifier->margin_lower_bound(), ceiling);
+  } catch (const XGBoostError& e) {
+    throw ModelFormatError(ModelFormatError::Kind::kCorrupted,
+                           source + ": classifier section: " + e.what());
+  }
+  // XGBoost sums its leaves in float, so margins may round slightly below the exact bound.
+  const double lower_slack = 1e-4 * (1 + std::abs(lowest));
+  if (log_z.log_z < lowest - lower_slack) {
+    throw inconsistent(source, "log Z " + number_text(log_z.log_z) +
+                                   " is below every margin the classifier can give (" +
+                                   number_text(lowest) + ")");
+  }
   const std::string metadata = header.contains("metadata") ? header["metadata"].dump() : "{}";
   return CalibratedFlow(std::move(flow), std::move(classifier), ceiling, log_z, bound, metadata,
                         input);

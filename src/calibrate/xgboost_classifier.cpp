@@ -31,9 +31,10 @@ constexpr const char* kBalanceAttribute = "nfcal_balance";
 constexpr const char* kHeldoutMarginConfig =
     R"({"type":1,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false})";
 
-// XGBoost's message as one line, without what its log format adds around it: the time stamp
-// and source location in front ("[10:31:07] /src/c_api/c_api.cc:1513: "), and the stack trace
-// and the lines that only point at a character behind.
+// XGBoost's message as one line of printable ASCII, without what its log format adds around
+// it: the time stamp and source location in front ("[10:31:07] /src/c_api/c_api.cc:1513: "),
+// and the stack trace and the lines that only point at a character behind. Bytes it quotes
+// from a damaged model are written as \xNN.
 std::string xgboost_reason(const char* raw) {
   std::string text = raw != nullptr ? raw : "";
   const std::size_t trace = text.find("Stack trace:");
@@ -62,7 +63,19 @@ std::string xgboost_reason(const char* raw) {
     }
     start = end + 1;
   }
-  return reason;
+
+  std::string printable;
+  for (const char c : reason) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      printable += c;
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\x%02x", byte);
+      printable += escaped;
+    }
+  }
+  return printable;
 }
 
 // Turns a failed XGBoost call into an XGBoostError naming the call and XGBoost's reason.

@@ -186,9 +186,45 @@ void check_masked_weights(const ModelFile& file, const Maf& flow) {
   }
 }
 
-// Standardization is optional; when present both halves are, with positive scales.
+// The header's own counts and value types, when present, must be the ones this reader assumes,
+// or the sections would be read as something they are not.
+void check_counts_and_types(const ModelFile& file, const Json& header, const Maf& flow) {
+  const std::pair<const char*, std::size_t> counts[] = {
+      {"num_parameters", flow.parameters().size()}, {"num_buffers", flow.buffers().size()}};
+  for (const auto& [key, expected] : counts) {
+    if (!header.contains(key)) continue;
+    const Json& stored = header[key];
+    if (!stored.is_number_unsigned() || stored.get<std::size_t>() != expected) {
+      throw corrupted(file, "header field '" + std::string(key) + "' is " + stored.dump() +
+                                ", the configuration makes " + std::to_string(expected));
+    }
+  }
+  if (!header.contains("value_types")) return;
+  if (!header["value_types"].is_object()) {
+    throw corrupted(file, "header field 'value_types' is not an object");
+  }
+  const std::pair<const char*, const char*> types[] = {
+      {kParameters, "<f4"}, {kBuffers, "<f4"}, {kShift, "<f8"}, {kScale, "<f8"}};
+  for (const auto& [section, type] : types) {
+    const Json& stored = header["value_types"].value(section, Json(type));
+    if (stored != type) {
+      throw corrupted(file, "section '" + std::string(section) + "' is stored as " + stored.dump() +
+                                "; this reader takes " + type);
+    }
+  }
+}
+
+// Standardization is optional; when present both halves are, with positive scales, and when
+// absent neither is, so a damaged flag cannot silently drop them.
 void read_standardization(const ModelFile& file, const Json& header, Maf* flow) {
-  if (!header.value("standardization", false)) return;
+  const Json& flag = header.value("standardization", Json(false));
+  if (!flag.is_boolean()) throw corrupted(file, "header field 'standardization' is not true/false");
+  if (!flag.get<bool>()) {
+    if (file.has_section(kShift) || file.has_section(kScale)) {
+      throw corrupted(file, "standardization sections are present but the header says none");
+    }
+    return;
+  }
   const std::size_t dim = static_cast<std::size_t>(flow->dim());
   Standardization standardization;
   standardization.shift = read_values<double>(file, kShift, dim);
@@ -248,6 +284,7 @@ Maf decode_flow(const ModelFile& file) {
   // A fresh flow of the stored configuration is the reference for every check.
   Maf flow(config_from_json(file, header["config"]));
   check_tensors(file, header, flow);
+  check_counts_and_types(file, header, flow);
   flow.parameters() = read_values<float>(file, kParameters, flow.parameters().size());
   flow.buffers() = read_values<float>(file, kBuffers, flow.buffers().size());
   check_running_variances(file, flow);

@@ -71,8 +71,9 @@ void MafConfig::validate() const {
           "hidden must be in 1..65536, got " + std::to_string(hidden));
   require(hidden_layers >= 1 && hidden_layers <= 16,
           "hidden_layers must be in 1..16, got " + std::to_string(hidden_layers));
-  require(std::isfinite(max_log_scale) && max_log_scale > 0,
-          "max_log_scale must be positive and finite, got " + std::to_string(max_log_scale));
+  // e^30 per layer already spans 13 orders of magnitude; far larger bounds overflow float.
+  require(max_log_scale > 0 && max_log_scale <= 30,
+          "max_log_scale must be in (0, 30], got " + std::to_string(max_log_scale));
 }
 
 bool MafConfig::operator==(const MafConfig& other) const {
