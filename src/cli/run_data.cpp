@@ -148,10 +148,17 @@ RunData file_data(const RunOptions& options) {
       throw InvalidArgument("--test-fraction must be in (0, 1)");
     }
     const auto n_test = static_cast<std::size_t>(options.test_fraction * rows.rows());
-    if (n_test < 2 || rows.rows() - n_test < kMinTrainRows) {
+    if (rows.rows() < kMinTrainRows + 2) {
       throw DataError(options.data + ": " + std::to_string(rows.rows()) +
                       " rows are too few to split into training and test rows; give at least " +
                       std::to_string(kMinTrainRows + 2) + " rows, or --test FILE");
+    }
+    if (n_test < 2 || rows.rows() - n_test < kMinTrainRows) {
+      throw DataError("--test-fraction " + format_number(options.test_fraction) + " of the " +
+                      std::to_string(rows.rows()) + " rows of " + options.data + " gives " +
+                      std::to_string(n_test) + " test and " +
+                      std::to_string(rows.rows() - n_test) + " training rows; at least 2 and " +
+                      std::to_string(kMinTrainRows) + " are needed");
     }
     const std::vector<std::size_t> order = seeded_permutation(rows.rows(), options.common.seed);
     const std::vector<std::size_t> test_idx(order.begin(), order.begin() + n_test);

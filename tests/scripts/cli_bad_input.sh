@@ -80,6 +80,8 @@ expect 1 "empty.csv|no rows" run --data empty.csv --out result "${quick[@]}"
 printf 'a,b\n1,2\n' >one.csv
 expect 1 "one.csv|1 rows" run --data one.csv --out result "${quick[@]}"
 expect 1 "one.csv|at least 10" run --data one.csv --test rows.csv --out result "${quick[@]}"
+expect 1 "--test-fraction 0.999|1 training rows" run --data rows.csv --test-fraction 0.999 \
+  --out result "${quick[@]}"
 expect 1 "one.csv|1 row of training data|at least 4" fit --data one.csv --out one.nfcal
 expect 1 "one.csv|1 row of calibration data" calibrate --flow flow.nfcal --data one.csv \
   --out one.nfcal
