@@ -154,6 +154,49 @@ TEST(Training, ResultsAreIdenticalAcrossThreadCounts) {
   }
 }
 
+TEST(Training, StandardizationTakesEachColumnsOwnUnitAndLeavesConstantColumnsAlone) {
+  // Columns in units of 1e-30 and 1e20, and a constant one.
+  const CorrelatedGaussian truth(2, 7);
+  const Matrix<float> base = truth.sample<float>(2000, 8);
+  Matrix<float> train(base.rows(), 3);
+  for (std::size_t r = 0; r < base.rows(); ++r) {
+    train(r, 0) = base(r, 0) * 1e-30f;
+    train(r, 1) = base(r, 1) * 1e20f + 5e20f;
+    train(r, 2) = 3.0f;
+  }
+  MafConfig config;
+  config.dim = 3;
+  config.layers = 2;
+  config.hidden = 16;
+  Maf flow(config);
+  TrainConfig training;
+  training.epochs = 30;
+  training.learning_rate = 3e-3;
+  fit(flow, train, nullptr, training);
+
+  const Standardization& s = flow.standardization();
+  auto column_sd = [](const Matrix<float>& x, int d) {
+    const double n = static_cast<double>(x.rows());
+    double mean = 0, square = 0;
+    for (std::size_t r = 0; r < x.rows(); ++r) mean += x(r, d) / n;
+    for (std::size_t r = 0; r < x.rows(); ++r) square += (x(r, d) - mean) * (x(r, d) - mean) / n;
+    return std::sqrt(square);
+  };
+  // The statistics come from the training part of the rows (a tenth is held out).
+  EXPECT_NEAR(s.scale[0] / column_sd(train, 0), 1.0, 0.05);
+  EXPECT_NEAR(s.scale[1] / column_sd(train, 1), 1.0, 0.05);
+  EXPECT_EQ(s.scale[2], 1.0);
+  EXPECT_EQ(s.shift[2], 3.0);
+
+  // Samples come out in each column's own unit.
+  const Matrix<float> samples = flow.sample(5000, 3);
+  for (int d = 0; d < 2; ++d) {
+    const double ratio = column_sd(samples, d) / column_sd(train, d);
+    EXPECT_GT(ratio, 0.5) << "column " << d;
+    EXPECT_LT(ratio, 2.0) << "column " << d;
+  }
+}
+
 TEST(Training, RejectsNonFiniteRowsNamingRowAndColumn) {
   Matrix<float> train = testing::two_moons<float>(100, 0.1, 1);
   train(37, 1) = std::nanf("");

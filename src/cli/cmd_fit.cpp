@@ -37,6 +37,7 @@ void run_fit(const FitOptions& options) {
       options.validation.empty()
           ? load_rows(options.data, 0, "training data", 4, "to hold out a validation split")
           : load_rows(options.data, 0, "training data", 2, "to train");
+  warn_about_constant_columns(train, options.data);
   Matrix<float> validation;
   if (!options.validation.empty()) {
     validation = load_rows(options.validation, 0, "validation data");

@@ -192,6 +192,33 @@ void check_output_path(const std::string& path) {
   ::unlink(probe.c_str());
 }
 
+void warn_about_constant_columns(const Matrix<float>& rows, const std::string& path) {
+  if (rows.rows() < 2) return;
+  std::vector<std::string> constant_columns;
+  for (std::size_t d = 0; d < rows.cols(); ++d) {
+    bool constant = true;
+    for (std::size_t r = 1; r < rows.rows() && constant; ++r) constant = rows(r, d) == rows(0, d);
+    if (constant) {
+      constant_columns.push_back(std::to_string(d) + " (" + format_number(rows(0, d)) + ")");
+    }
+  }
+  if (constant_columns.empty()) return;
+
+  constexpr std::size_t kNamed = 5;
+  std::string named;
+  for (std::size_t i = 0; i < std::min(kNamed, constant_columns.size()); ++i) {
+    named += (i == 0 ? "" : ", ") + constant_columns[i];
+  }
+  if (constant_columns.size() > kNamed) {
+    named += " and " + std::to_string(constant_columns.size() - kNamed) + " more";
+  }
+  spdlog::warn(
+      "{}: column{} {} hold{} the same value in every row; a flow cannot give a column the point "
+      "mass it is, so log densities include an arbitrary term for it: drop such columns",
+      path, constant_columns.size() == 1 ? "" : "s", named,
+      constant_columns.size() == 1 ? "s" : "");
+}
+
 void check_rows_fit_in_memory(const std::string& what, std::size_t rows, std::size_t columns,
                               std::size_t bytes_per_value) {
   const double bytes = static_cast<double>(rows) * static_cast<double>(columns) *

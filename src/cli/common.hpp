@@ -72,6 +72,10 @@ Matrix<float> load_rows(const std::string& path, int dim, const std::string& rol
 /// and accept new files, and `path` must not be a folder. Nothing is left behind.
 void check_output_path(const std::string& path);
 
+/// Logs a warning for each column of `rows` that holds one value in every row: a flow gives
+/// such a column a narrow bump, not the point mass it is, so its log densities mean little.
+void warn_about_constant_columns(const Matrix<float>& rows, const std::string& path);
+
 /// Throws InvalidArgument starting with `what` (the option to blame) when `rows` rows of `columns`
 /// values, each taking `bytes_per_value` bytes in all the copies held at once, would not fit in
 /// this machine's memory, so a mistyped count fails at once instead of after long work or as a bare

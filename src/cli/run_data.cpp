@@ -138,6 +138,7 @@ RunData file_data(const RunOptions& options) {
   data.name = options.data;
   data.source = "file " + options.data;
   Matrix<float> rows = load_rows(options.data, 0, "training data");
+  warn_about_constant_columns(rows, options.data);
   if (!options.test.empty()) {
     check_table_extension(options.test, "--test");
     data.test = load_rows(options.test, static_cast<int>(rows.cols()), "test data");
@@ -156,9 +157,9 @@ RunData file_data(const RunOptions& options) {
     if (n_test < 2 || rows.rows() - n_test < kMinTrainRows) {
       throw DataError("--test-fraction " + format_number(options.test_fraction) + " of the " +
                       std::to_string(rows.rows()) + " rows of " + options.data + " gives " +
-                      std::to_string(n_test) + " test and " +
-                      std::to_string(rows.rows() - n_test) + " training rows; at least 2 and " +
-                      std::to_string(kMinTrainRows) + " are needed");
+                      std::to_string(n_test) + " test and " + std::to_string(rows.rows() - n_test) +
+                      " training rows; at least 2 and " + std::to_string(kMinTrainRows) +
+                      " are needed");
     }
     const std::vector<std::size_t> order = seeded_permutation(rows.rows(), options.common.seed);
     const std::vector<std::size_t> test_idx(order.begin(), order.begin() + n_test);

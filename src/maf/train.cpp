@@ -69,7 +69,10 @@ Standardization column_statistics(const Matrix<T>& x) {
     var /= static_cast<double>(n);
     const double scale = std::sqrt(var);
     stats.shift.push_back(mean);
-    stats.scale.push_back(scale > 1e-12 * std::max(1.0, std::fabs(mean)) ? scale : 1.0);
+    // A column is constant when its spread is below float resolution at its own magnitude;
+    // any other spread, however small in absolute terms (1e-30), is the column's unit.
+    const bool constant = !(scale > 1e-7 * std::fabs(mean)) || !(scale > 0);
+    stats.scale.push_back(constant ? 1.0 : scale);
   }
   return stats;
 }

@@ -86,6 +86,13 @@ expect 1 "one.csv|1 row of training data|at least 4" fit --data one.csv --out on
 expect 1 "one.csv|1 row of calibration data" calibrate --flow flow.nfcal --data one.csv \
   --out one.nfcal
 
+# A constant column is no error, but the warning names it and its value.
+awk 'BEGIN { for (i = 0; i < 50; i++) printf "%.4f,3\n", sin(i) }' >constant.csv
+"$nfcal" fit --data constant.csv --out constant.nfcal --epochs 1 --layers 1 --hidden 4 \
+  --threads 1 >/dev/null 2>err.log
+grep -qF "constant.csv: column 1 (3) holds the same value in every row" err.log ||
+  fail "fit: the constant column was not named: $(cat err.log)"
+
 # Shapes and models that do not fit together.
 printf 'a,b,c\n1,2,3\n4,5,6\n' >three.csv
 expect 1 "three.csv|3 columns" run --data rows.csv --test three.csv --out result "${quick[@]}"
