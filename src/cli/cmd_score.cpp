@@ -1,7 +1,9 @@
 // nfcal score: the log density of every row of a table under a saved flow or calibrated
 // model, on the CPU or a GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,9 +56,24 @@ void run_score(const ScoreOptions& options) {
   for (const float v : log_p) sum += v;
   const double mean = sum / static_cast<double>(log_p.size());
   for (const float v : log_p) squares += (v - mean) * (v - mean);
-  const double se = log_p.size() > 1 ? std::sqrt(squares / static_cast<double>(log_p.size() - 1) /
-                                                 static_cast<double>(log_p.size()))
-                                     : 0.0;
+  double se = log_p.size() > 1 ? std::sqrt(squares / static_cast<double>(log_p.size() - 1) /
+                                           static_cast<double>(log_p.size()))
+                               : 0.0;
+
+  // Rows far outside the data get a density below float range: -inf, which is the true answer
+  // rounded, but it takes the mean with it, so say which rows.
+  const auto first_zero = std::find_if(log_p.begin(), log_p.end(), [](float v) {
+    return v == -std::numeric_limits<float>::infinity();
+  });
+  if (first_zero != log_p.end()) {
+    const auto zero_rows =
+        std::count(first_zero, log_p.end(), -std::numeric_limits<float>::infinity());
+    spdlog::warn(
+        "{}: {} of {} rows (the first is row {}) lie where the model's log density is below "
+        "float range, and were scored -inf; so is the mean",
+        options.data, zero_rows, log_p.size(), first_zero - log_p.begin());
+    se = std::numeric_limits<double>::infinity();
+  }
   std::printf("rows=%zu mean_log_likelihood=%s standard_error=%s\n", log_p.size(),
               format_number(mean).c_str(), format_number(se).c_str());
   std::printf("wrote %s\n", options.out.c_str());

@@ -93,6 +93,15 @@ awk 'BEGIN { for (i = 0; i < 50; i++) printf "%.4f,3\n", sin(i) }' >constant.csv
 grep -qF "constant.csv: column 1 (3) holds the same value in every row" err.log ||
   fail "fit: the constant column was not named: $(cat err.log)"
 
+# Rows far outside the data score -inf, with a warning that names the first of them.
+printf 'a,b\n0.1,0.2\n1e38,1e38\n' >far.csv
+"$nfcal" score --model flow.nfcal --data far.csv --out far.npy >far.log 2>err.log ||
+  fail "score: rows far outside the data failed: $(cat err.log)"
+grep -qF "1 of 2 rows (the first is row 1)" err.log ||
+  fail "score: the -inf row was not named: $(cat err.log)"
+grep -qF "mean_log_likelihood=-inf standard_error=inf" far.log ||
+  fail "score: the summary of -inf rows is not -inf +- inf: $(cat far.log)"
+
 # Shapes and models that do not fit together.
 printf 'a,b,c\n1,2,3\n4,5,6\n' >three.csv
 expect 1 "three.csv|3 columns" run --data rows.csv --test three.csv --out result "${quick[@]}"
