@@ -197,6 +197,33 @@ TEST(Training, StandardizationTakesEachColumnsOwnUnitAndLeavesConstantColumnsAlo
   }
 }
 
+TEST(Training, ScalingTheDataShiftsLogDensitiesByTheLogDeterminantOnly) {
+  // The flow works in standardized units, so fitting c x instead of x gives the same flow in
+  // those units and log densities lower by D log c, down to units of 1e-30.
+  const CorrelatedGaussian truth(2, 11);
+  const Matrix<float> unit = truth.sample<float>(1500, 12);
+  const float c = 1e-30f;
+  Matrix<float> scaled = unit;
+  for (std::size_t i = 0; i < scaled.size(); ++i) scaled.data()[i] *= c;
+
+  MafConfig config;
+  config.dim = 2;
+  config.layers = 2;
+  config.hidden = 16;
+  TrainConfig training;
+  training.epochs = 5;
+  Maf unit_flow(config), scaled_flow(config);
+  fit(unit_flow, unit, nullptr, training);
+  fit(scaled_flow, scaled, nullptr, training);
+
+  const std::vector<float> unit_lp = unit_flow.log_prob(unit);
+  const std::vector<float> scaled_lp = scaled_flow.log_prob(scaled);
+  const double shift = -2.0 * std::log(static_cast<double>(c));
+  for (std::size_t r = 0; r < unit.rows(); r += 50) {
+    EXPECT_NEAR(scaled_lp[r] - unit_lp[r], shift, 1e-3) << "row " << r;
+  }
+}
+
 TEST(Training, RejectsNonFiniteRowsNamingRowAndColumn) {
   Matrix<float> train = testing::two_moons<float>(100, 0.1, 1);
   train(37, 1) = std::nanf("");
