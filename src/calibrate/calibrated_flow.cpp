@@ -297,8 +297,13 @@ CalibratedFlow CalibratedFlow::decode(const ModelFile& file, int threads,
   const std::pair<const char*, Json> facts[] = {{"num_features", classifier->num_features()},
                                                 {"trees", classifier->num_trees()},
                                                 {"balance", classifier->balance()}};
+  auto same = [](const Json& stored, const Json& actual) {
+    if (!stored.is_number()) return false;
+    const double a = stored.get<double>(), b = actual.get<double>();
+    return std::abs(a - b) <= 1e-12 * std::max(1.0, std::abs(b));
+  };
   for (const auto& [key, actual] : facts) {
-    if (described.contains(key) && described[key] != actual) {
+    if (described.contains(key) && !same(described[key], actual)) {
       throw inconsistent(source, "'classifier." + std::string(key) + "' is " +
                                      described[key].dump() + " but the classifier's is " +
                                      actual.dump());
