@@ -44,6 +44,12 @@ Failure failure_of(const std::function<void()>& action) {
   ADD_FAILURE() << "no ModelFormatError";
   return {};
 }
+// The message of decoding a flow file that must be refused as corrupted.
+std::string corrupted_flow_message(const ModelFile& bad) {
+  const Failure failure = failure_of([&] { decode_flow(bad); });
+  EXPECT_EQ(failure.kind, Kind::kCorrupted) << failure.message;
+  return failure.message;
+}
 Failure decode_failure(const std::string& bytes) {
   return failure_of([&] { decode_model_file(bytes, "m.nfcal"); });
 }
@@ -295,55 +301,57 @@ TEST_F(ModelFileTest, BadFlowFilesOnDiskGetTheirOwnErrorKinds) {
 
 TEST_F(ModelFileTest, FlowHeadersThatDisagreeWithTheConfigurationAreNamed) {
   const ModelFile file = encode_flow(perturbed_flow(unusual_config(), 5));
-  auto message = [](const ModelFile& bad) {
-    const Failure failure = failure_of([&] { decode_flow(bad); });
-    EXPECT_EQ(failure.kind, Kind::kCorrupted) << failure.message;
-    return failure.message;
-  };
 
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"].erase("hidden"); })),
-                       "config has no field 'hidden'"));
   EXPECT_TRUE(contains(
-      message(edited_header(file, [](Json& h) { h["config"]["activation"] = "swish"; })), "swish"));
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"]["dim"] = "3"; })),
-                       "config field 'dim' has the wrong type"));
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["config"]["layers"] = 0; })),
-                       "config:"));
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["tensors"][2]["rows"] = 99; })),
-                       "tensor 2"));
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["config"].erase("hidden"); })),
+      "config has no field 'hidden'"));
+  EXPECT_TRUE(contains(corrupted_flow_message(edited_header(
+                           file, [](Json& h) { h["config"]["activation"] = "swish"; })),
+                       "swish"));
+  EXPECT_TRUE(contains(
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["config"]["dim"] = "3"; })),
+      "config field 'dim' has the wrong type"));
+  EXPECT_TRUE(contains(
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["config"]["layers"] = 0; })),
+      "config:"));
+  EXPECT_TRUE(contains(
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["tensors"][2]["rows"] = 99; })),
+      "tensor 2"));
   EXPECT_TRUE(
-      contains(message(edited_header(file, [](Json& h) { h["tensors"].erase(0); })), "tensors"));
+      contains(corrupted_flow_message(edited_header(file, [](Json& h) { h["tensors"].erase(0); })),
+               "tensors"));
   // A different hidden size changes every shape: the parameters no longer fit.
-  EXPECT_TRUE(
-      contains(message(edited_header(file, [](Json& h) { h["config"]["hidden"] = 8; })), "tensor"));
+  EXPECT_TRUE(contains(
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["config"]["hidden"] = 8; })),
+      "tensor"));
 }
 
 TEST_F(ModelFileTest, FlowHeaderCountsTypesAndFlagsMustMatchTheSections) {
   const ModelFile file = encode_flow(perturbed_flow(unusual_config(), 5));
-  auto message = [](const ModelFile& bad) {
-    const Failure failure = failure_of([&] { decode_flow(bad); });
-    EXPECT_EQ(failure.kind, Kind::kCorrupted) << failure.message;
-    return failure.message;
-  };
 
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["num_parameters"] = 7; })),
-                       "'num_parameters' is 7"));
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["num_buffers"] = -1; })),
-                       "'num_buffers' is -1"));
   EXPECT_TRUE(contains(
-      message(edited_header(file, [](Json& h) { h["value_types"]["parameters"] = "<f8"; })),
-      "section 'parameters' is stored as \"<f8\""));
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["value_types"] = 4; })),
-                       "'value_types' is not an object"));
-  // Dropping the flag would silently drop the standardization the sections still hold.
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["standardization"] = false; })),
-                       "the header says none"));
-  EXPECT_TRUE(contains(message(edited_header(file, [](Json& h) { h["standardization"] = "x"; })),
-                       "'standardization' is not true/false"));
-  // A scale bound so large that e^B overflows float is not a flow nfcal could have written.
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["num_parameters"] = 7; })),
+      "'num_parameters' is 7"));
   EXPECT_TRUE(
-      contains(message(edited_header(file, [](Json& h) { h["config"]["max_log_scale"] = 1e300; })),
-               "max_log_scale"));
+      contains(corrupted_flow_message(edited_header(file, [](Json& h) { h["num_buffers"] = -1; })),
+               "'num_buffers' is -1"));
+  EXPECT_TRUE(contains(corrupted_flow_message(edited_header(
+                           file, [](Json& h) { h["value_types"]["parameters"] = "<f8"; })),
+                       "section 'parameters' is stored as \"<f8\""));
+  EXPECT_TRUE(
+      contains(corrupted_flow_message(edited_header(file, [](Json& h) { h["value_types"] = 4; })),
+               "'value_types' is not an object"));
+  // Dropping the flag would silently drop the standardization the sections still hold.
+  EXPECT_TRUE(contains(
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["standardization"] = false; })),
+      "the header says none"));
+  EXPECT_TRUE(contains(
+      corrupted_flow_message(edited_header(file, [](Json& h) { h["standardization"] = "x"; })),
+      "'standardization' is not true/false"));
+  // A scale bound so large that e^B overflows float is not a flow nfcal could have written.
+  EXPECT_TRUE(contains(corrupted_flow_message(edited_header(
+                           file, [](Json& h) { h["config"]["max_log_scale"] = 1e300; })),
+                       "max_log_scale"));
 
   EXPECT_NO_THROW(decode_flow(edited_header(file, [](Json& h) {
     h.erase("num_parameters");

@@ -215,8 +215,11 @@ using Maf = BasicMaf<float>;
 /// mistyped count is refused instead of exhausting the process's thread limit.
 inline constexpr int kMaxThreads = 4096;
 
+/// Throws InvalidArgument unless `threads` is 0 (all cores) or between 1 and kMaxThreads.
+void check_thread_count(int threads);
+
 /// Sets the number of CPU threads nfcal (OpenMP and BLAS) uses; 0 means all cores. Throws
-/// InvalidArgument outside [0, kMaxThreads].
+/// as check_thread_count() does.
 void set_num_threads(int threads);
 /// The number of CPU threads nfcal uses.
 int num_threads();

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "nfcal/calibrated_flow.hpp"
@@ -130,14 +131,11 @@ double mean_of(const std::vector<float>& v) {
   return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
 }
 
-std::string format_general(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.4g", value);
-  return text;
-}
-
 std::string format_ceiling(double ceiling) {
-  return std::isinf(ceiling) ? "none" : format_general(ceiling);
+  if (std::isinf(ceiling)) return "none";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4g", ceiling);
+  return text;
 }
 
 }  // namespace
@@ -176,7 +174,8 @@ void CalibrationOptions::validate() const {
   }
   if (!(flow_ratio > 0 && flow_ratio <= kMaxFlowRatio)) {
     throw InvalidArgument("flow_ratio must be positive and at most " +
-                          format_general(kMaxFlowRatio) + ", got " + format_general(flow_ratio));
+                          fmt::format("{:g}", kMaxFlowRatio) + ", got " +
+                          fmt::format("{:g}", flow_ratio));
   }
   if (ceiling.mode == CeilingChoice::Mode::kValue && !std::isfinite(ceiling.value)) {
     throw InvalidArgument("ceiling must be a finite number of nats (or auto, or none)");

@@ -171,10 +171,7 @@ std::string exact(double value) {
 }
 
 int resolve_threads(int threads) {
-  if (threads < 0 || threads > kMaxThreads) {
-    throw InvalidArgument("threads must be between 0 and " + std::to_string(kMaxThreads) +
-                          ", got " + std::to_string(threads));
-  }
+  check_thread_count(threads);
   return threads > 0 ? threads : num_threads();
 }
 

@@ -85,11 +85,15 @@ bool MafConfig::operator==(const MafConfig& other) const {
 
 // --- Threads ------------------------------------------------------------------------------
 
-void set_num_threads(int threads) {
+void check_thread_count(int threads) {
   if (threads < 0 || threads > kMaxThreads) {
     throw InvalidArgument("threads must be 0 (all cores) or between 1 and " +
                           std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
   }
+}
+
+void set_num_threads(int threads) {
+  check_thread_count(threads);
   const int count = threads == 0 ? omp_get_num_procs() : threads;
   omp_set_num_threads(count);
   openblas_set_num_threads(1);  // nfcal shares work itself; see maf/blas.hpp
